@@ -1,0 +1,62 @@
+//! Who may call each DeviceService RPC.
+
+use service_kit::access::{AccessPolicy, AccessRule, Caller};
+use service_kit::identity::Role;
+
+macro_rules! rule {
+    ($method:literal, [$($caller:expr),* $(,)?]) => {
+        AccessRule { method: concat!("/portcullis.device.v1.DeviceService/", $method), allowed: &[$($caller),*] }
+    };
+}
+
+const VIEWER: Caller = Caller::Operator(Role::Viewer);
+const OPERATOR: Caller = Caller::Operator(Role::Operator);
+const GATEWAY: Caller = Caller::Service("gateway");
+
+/// The rule table: viewers read; operators and admins also run the lifecycle; the gateway
+/// enrolls, verifies assertions and reports signals; nobody else gets anything.
+pub const RULES: &[AccessRule] = &[
+    rule!("RegisterDevice", [GATEWAY]),
+    rule!("VerifyDeviceAssertion", [GATEWAY]),
+    rule!("ReportSignals", [GATEWAY]),
+    rule!("GetDevice", [VIEWER]),
+    rule!("ListDevices", [VIEWER]),
+    rule!("CountDevices", [VIEWER]),
+    rule!("ListDeviceUsers", [VIEWER]),
+    rule!("ListUserDevices", [VIEWER]),
+    rule!("ListDeviceEvents", [VIEWER]),
+    rule!("SuspendDevice", [OPERATOR]),
+    rule!("UnsuspendDevice", [OPERATOR]),
+    rule!("DeactivateDevice", [OPERATOR]),
+    rule!("ActivateDevice", [OPERATOR]),
+    rule!("DeleteDevice", [OPERATOR]),
+    rule!("RemoveDeviceUser", [OPERATOR]),
+];
+
+/// [`RULES`] as a policy.
+pub const POLICY: AccessPolicy = AccessPolicy::new(RULES);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICE: &str = "/portcullis.device.v1.DeviceService/";
+
+    /// Every RPC in the proto has exactly one rule, so none is left to default deny by mistake.
+    #[test]
+    fn every_rpc_has_exactly_one_rule() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(portcullis_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let service = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .find(|s| s.name() == "DeviceService")
+            .unwrap();
+        for method in &service.method {
+            let path = format!("{SERVICE}{}", method.name());
+            assert_eq!(RULES.iter().filter(|r| r.method == path).count(), 1, "{path}");
+        }
+        assert_eq!(RULES.len(), service.method.len());
+    }
+}
