@@ -133,6 +133,9 @@ impl DeviceApi {
             DeviceStatus::Suspended => return Err(Error::DeviceSuspended(owner.device_id)),
             DeviceStatus::Deactivated => return Err(Error::DeviceDeactivated(owner.device_id)),
         }
+        if owner.removed {
+            return Err(Error::UnknownKey);
+        }
         let key = PublicKey::from_jwk_coordinates(&owner.key.x, &owner.key.y)?;
         let now = crate::device::now_micros() / 1_000_000;
         let claims = assertion::verify(

@@ -1035,7 +1035,7 @@ mod tests {
 
         // Grow a filler claim until the JSON length is not a multiple of 3 and needs padding.
         let mut claims = with_claim("filler", json!(""));
-        while claims.to_string().len() % 3 == 0 {
+        while claims.to_string().len().is_multiple_of(3) {
             claims["filler"] = json!(format!("{}x", claims["filler"].as_str().unwrap()));
         }
         let padded_payload = base64::engine::general_purpose::URL_SAFE.encode(claims.to_string());

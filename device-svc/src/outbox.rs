@@ -191,3 +191,29 @@ async fn deliver(entry: &OutboxEntry, receivers: &Receivers, policy: &DeliveryPo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stops_at_the_maximum() {
+        let policy = DeliveryPolicy::default();
+        let first = policy.backoff(0);
+        assert!(first >= policy.initial_backoff && first <= policy.initial_backoff * 5 / 4 + Duration::from_millis(1));
+        let third = policy.backoff(2);
+        assert!(third >= policy.initial_backoff * 4);
+        for attempts in [20, 1_000, i64::MAX] {
+            let late = policy.backoff(attempts);
+            assert!(late >= policy.max_backoff && late <= policy.max_backoff * 5 / 4 + Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn effects_round_trip_through_storage() {
+        for effect in [Effect::end_device_sessions("d1", Action::Suspend), Effect::revoke_bound_certificate("d2")] {
+            assert_eq!(Effect::decode(effect.kind(), &effect.encode()), Some(effect.clone()));
+        }
+        assert_eq!(Effect::decode("unknown", b""), None);
+    }
+}

@@ -54,6 +54,8 @@ pub struct KeyOwner {
     pub device_id: String,
     /// The device's status.
     pub status: DeviceStatus,
+    /// The key was retired by deactivation or user removal.
+    pub removed: bool,
 }
 
 /// A pending outbox entry.
@@ -244,11 +246,17 @@ impl Store {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<WriteTx<'_>> {
-        let turn = match self.backend {
+    /// Waits for SQLite's writer turn (no wait on PostgreSQL). Queuing here is fairer and faster
+    /// than SQLite's busy handler, which sleeps and retries.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.backend {
             Backend::Sqlite => Some(self.sqlite_writer.lock().await),
             Backend::Postgres => None,
-        };
+        }
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        let turn = self.write_turn().await;
         Ok(WriteTx { tx: self.pool.begin().await?, _turn: turn })
     }
 
@@ -298,8 +306,22 @@ impl Store {
                     .fetch_optional(&mut **tx)
                     .await?;
             match owner {
-                // Re-enrolling the same key for the same user on the same device is a no-op.
-                Some((d, u)) if d == device_id && u == key.user_id => continue,
+                // The same user enrolling the same key on the same device again (after
+                // reactivation, say) brings the key back with what was sent now.
+                Some((d, u)) if d == device_id && u == key.user_id => {
+                    sqlx::query(
+                        "UPDATE device_keys SET purpose = $1, hardware_protected = $2, x = $3, y = $4, removed_at = NULL \
+                         WHERE kid = $5",
+                    )
+                    .bind(key.purpose.as_str())
+                    .bind(flag(key.hardware_protected))
+                    .bind(&key.x)
+                    .bind(&key.y)
+                    .bind(&key.kid)
+                    .execute(&mut **tx)
+                    .await?;
+                    continue;
+                }
                 Some(_) => return Err(Error::KeyAlreadyEnrolled(key.kid.clone())),
                 None => {}
             }
@@ -426,7 +448,7 @@ impl Store {
             .await?
             .ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
         let mut device = device_from_row(&row)?;
-        for row in sqlx::query("SELECT * FROM device_keys WHERE device_id = $1 ORDER BY kid").bind(id).fetch_all(&mut **tx).await? {
+        for row in sqlx::query("SELECT * FROM device_keys WHERE device_id = $1 AND removed_at IS NULL ORDER BY kid").bind(id).fetch_all(&mut **tx).await? {
             device.keys.push(key_from_row(&row)?.1);
         }
         if with_users {
@@ -457,7 +479,10 @@ impl Store {
         let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
         let index: std::collections::HashMap<String, usize> =
             ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
-        let sql = format!("SELECT * FROM device_keys WHERE device_id IN ({}) ORDER BY kid", placeholders(1, ids.len()));
+        let sql = format!(
+            "SELECT * FROM device_keys WHERE device_id IN ({}) AND removed_at IS NULL ORDER BY kid",
+            placeholders(1, ids.len())
+        );
         let mut query = sqlx::query(&sql);
         for id in &ids {
             query = query.bind(id.as_str());
@@ -551,7 +576,11 @@ impl Store {
             .await?;
         if action == Action::Deactivate {
             // Deactivation forgets who used the device and how they proved it; they enroll again.
-            sqlx::query("DELETE FROM device_keys WHERE device_id = $1").bind(id).execute(&mut *w.tx).await?;
+            sqlx::query("UPDATE device_keys SET removed_at = $1 WHERE device_id = $2 AND removed_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
             sqlx::query("DELETE FROM device_users WHERE device_id = $1").bind(id).execute(&mut *w.tx).await?;
         }
         Self::insert_event(&mut w.tx, NewEvent { event_type: action.event_type(), device_id: id, user_id: "" }, actor, now)
@@ -622,12 +651,13 @@ impl Store {
                 Some(_) => Error::DeviceUserNotFound { device_id: device_id.to_owned(), user_id: user_id.to_owned() },
             });
         }
-        sqlx::query("DELETE FROM device_keys WHERE device_id = $1 AND user_id = $2")
+        let now = now_micros();
+        sqlx::query("UPDATE device_keys SET removed_at = $1 WHERE device_id = $2 AND user_id = $3 AND removed_at IS NULL")
+            .bind(now)
             .bind(device_id)
             .bind(user_id)
             .execute(&mut *w.tx)
             .await?;
-        let now = now_micros();
         Self::insert_event(&mut w.tx, NewEvent { event_type: "device.user.remove", device_id, user_id }, actor, now)
             .await?;
         w.tx.commit().await?;
@@ -637,7 +667,7 @@ impl Store {
     /// A key by id, with its device's id and status.
     pub async fn key_owner(&self, kid: &str) -> Result<Option<KeyOwner>> {
         let row = sqlx::query(
-            "SELECT k.kid, k.device_id, k.user_id, k.purpose, k.hardware_protected, k.x, k.y, d.status \
+            "SELECT k.kid, k.device_id, k.user_id, k.purpose, k.hardware_protected, k.x, k.y, k.removed_at, d.status \
              FROM device_keys k JOIN devices d ON d.id = k.device_id WHERE k.kid = $1",
         )
         .bind(kid)
@@ -646,11 +676,18 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let (device_id, key) = key_from_row(&row)?;
         let status: String = row.try_get("status")?;
-        Ok(Some(KeyOwner { key, device_id, status: DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))? }))
+        let removed_at: Option<i64> = row.try_get("removed_at")?;
+        Ok(Some(KeyOwner {
+            key,
+            device_id,
+            status: DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            removed: removed_at.is_some(),
+        }))
     }
 
     /// Records an assertion id; false when it was already recorded (a replay).
     pub async fn record_assertion(&self, jti: &str, expires_at: i64) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query("INSERT INTO assertion_replays (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(jti)
             .bind(expires_at)
@@ -662,12 +699,14 @@ impl Store {
 
     /// Forgets assertion ids whose assertions have expired.
     pub async fn prune_assertions(&self, now_unix: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM assertion_replays WHERE expires_at < $1").bind(now_unix).execute(&self.pool).await?.rows_affected())
     }
 
     /// Records posture signals and marks the device seen.
     pub async fn report_signals(&self, device_id: &str, signals: &Signals) -> Result<Device> {
         let now = now_micros();
+        let turn = self.write_turn().await;
         let updated = sqlx::query("UPDATE devices SET signals = $1, last_seen_at = $2, updated_at = $2 WHERE id = $3")
             .bind(signals_json(signals)?)
             .bind(now)
@@ -675,6 +714,7 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        drop(turn);
         if updated == 0 {
             return Err(Error::DeviceNotFound(device_id.to_owned()));
         }
@@ -720,6 +760,7 @@ impl Store {
 
     /// Marks an outbox entry delivered.
     pub async fn outbox_delivered(&self, id: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = '' WHERE id = $2")
             .bind(now_micros())
             .bind(id)
@@ -730,6 +771,7 @@ impl Store {
 
     /// Records a failed attempt and when to try again.
     pub async fn outbox_failed(&self, id: &str, error: &str, next_attempt_at: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
         let error: String = error.chars().take(500).collect();
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
             .bind(error)

@@ -55,7 +55,10 @@ CREATE TABLE device_keys (
     hardware_protected BIGINT NOT NULL,
     x                  TEXT NOT NULL,
     y                  TEXT NOT NULL,
-    created_at         BIGINT NOT NULL
+    created_at         BIGINT NOT NULL,
+    -- Set when deactivation or user removal retires the key; kept so an assertion signed with
+    -- it is refused for the right reason (DEVICE_DEACTIVATED) rather than as an unknown key.
+    removed_at         BIGINT
 );
 CREATE INDEX device_keys_device ON device_keys (device_id);
 

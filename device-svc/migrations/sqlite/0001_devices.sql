@@ -55,7 +55,10 @@ CREATE TABLE IF NOT EXISTS device_keys (
     hardware_protected INTEGER NOT NULL,
     x                  TEXT NOT NULL,
     y                  TEXT NOT NULL,
-    created_at         INTEGER NOT NULL
+    created_at         INTEGER NOT NULL,
+    -- Set when deactivation or user removal retires the key; kept so an assertion signed with
+    -- it is refused for the right reason (DEVICE_DEACTIVATED) rather than as an unknown key.
+    removed_at         INTEGER
 );
 CREATE INDEX IF NOT EXISTS device_keys_device ON device_keys (device_id);
 
