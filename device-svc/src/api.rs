@@ -25,23 +25,58 @@ const MAX_SEARCH_CHARS: usize = 100;
 
 /// Fields `ListDevices` and `CountDevices` filter on.
 pub const DEVICE_FIELDS: &[Field] = &[
-    Field { name: "platform", kind: FieldKind::Enum { column: "platform", values: crate::device::Platform::NAMES } },
-    Field { name: "status", kind: FieldKind::Enum { column: "status", values: DeviceStatus::NAMES } },
-    Field { name: "managed", kind: FieldKind::Bool { column: "managed" } },
+    Field {
+        name: "platform",
+        kind: FieldKind::Enum {
+            column: "platform",
+            values: crate::device::Platform::NAMES,
+        },
+    },
+    Field {
+        name: "status",
+        kind: FieldKind::Enum {
+            column: "status",
+            values: DeviceStatus::NAMES,
+        },
+    },
+    Field {
+        name: "managed",
+        kind: FieldKind::Bool { column: "managed" },
+    },
     Field {
         name: "user_id",
-        kind: FieldKind::Membership { sql_template: "id IN (SELECT device_id FROM device_users WHERE user_id = {})" },
+        kind: FieldKind::Membership {
+            sql_template: "id IN (SELECT device_id FROM device_users WHERE user_id = {})",
+        },
     },
-    Field { name: "create_time", kind: FieldKind::Timestamp { column: "created_at" } },
-    Field { name: "last_seen_time", kind: FieldKind::Timestamp { column: "last_seen_at" } },
+    Field {
+        name: "create_time",
+        kind: FieldKind::Timestamp { column: "created_at" },
+    },
+    Field {
+        name: "last_seen_time",
+        kind: FieldKind::Timestamp { column: "last_seen_at" },
+    },
 ];
 
 /// Fields `ListDeviceEvents` filters on.
 pub const EVENT_FIELDS: &[Field] = &[
-    Field { name: "device_id", kind: FieldKind::Text { column: "device_id" } },
-    Field { name: "event_type", kind: FieldKind::Text { column: "event_type" } },
-    Field { name: "user_id", kind: FieldKind::Text { column: "user_id" } },
-    Field { name: "create_time", kind: FieldKind::Timestamp { column: "created_at" } },
+    Field {
+        name: "device_id",
+        kind: FieldKind::Text { column: "device_id" },
+    },
+    Field {
+        name: "event_type",
+        kind: FieldKind::Text { column: "event_type" },
+    },
+    Field {
+        name: "user_id",
+        kind: FieldKind::Text { column: "user_id" },
+    },
+    Field {
+        name: "create_time",
+        kind: FieldKind::Timestamp { column: "created_at" },
+    },
 ];
 
 /// Assertion checks that come from configuration.
@@ -65,11 +100,18 @@ pub struct DeviceApi {
 impl DeviceApi {
     /// A service over `store`.
     pub fn new(store: Store, page_tokens: PageTokens, trust_domain: String, assertions: AssertionPolicy) -> Self {
-        Self { store, page_tokens, trust_domain, assertions }
+        Self {
+            store,
+            page_tokens,
+            trust_domain,
+            assertions,
+        }
     }
 
     fn actor<T>(&self, request: &Request<T>) -> String {
-        caller(request).map(|identity| identity.spiffe_id(&self.trust_domain)).unwrap_or_default()
+        caller(request)
+            .map(|identity| identity.spiffe_id(&self.trust_domain))
+            .unwrap_or_default()
     }
 }
 
@@ -89,12 +131,22 @@ fn page_size(requested: i32) -> Result<usize> {
 fn device_condition(filter: &str, search: &str) -> Result<SqlCondition> {
     let mut condition = compile_filter(filter, DEVICE_FIELDS, 1).map_err(|e| Error::InvalidFilter(e.to_string()))?;
     if search.chars().count() > MAX_SEARCH_CHARS {
-        return Err(Error::field("search", format!("must be at most {MAX_SEARCH_CHARS} characters")));
+        return Err(Error::field(
+            "search",
+            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    if search.chars().any(char::is_control) {
+        return Err(Error::field("search", "must not contain control characters"));
     }
     let search = search.trim();
     if !search.is_empty() {
         let extra = search_condition(search, condition.values.len() + 1);
-        condition.sql = if condition.sql.is_empty() { extra.sql } else { format!("{} AND {}", condition.sql, extra.sql) };
+        condition.sql = if condition.sql.is_empty() {
+            extra.sql
+        } else {
+            format!("{} AND {}", condition.sql, extra.sql)
+        };
         condition.values.extend(extra.values);
     }
     Ok(condition)
@@ -106,7 +158,10 @@ impl DeviceApi {
         if token.is_empty() {
             return Ok(None);
         }
-        self.page_tokens.open(scope, token).map(Some).ok_or(Error::InvalidPageToken)
+        self.page_tokens
+            .open(scope, token)
+            .map(Some)
+            .ok_or(Error::InvalidPageToken)
     }
 
     async fn lifecycle(&self, request: Request<String>, action: Action) -> Result<pb::Device> {
@@ -119,7 +174,11 @@ impl DeviceApi {
     }
 
     async fn verify(&self, request: pb::VerifyDeviceAssertionRequest) -> Result<pb::VerifyDeviceAssertionResponse> {
-        let pb::VerifyDeviceAssertionRequest { assertion: token, audience, nonce } = request;
+        let pb::VerifyDeviceAssertionRequest {
+            assertion: token,
+            audience,
+            nonce,
+        } = request;
         if audience.is_empty() {
             return Err(Error::field("audience", "is required"));
         }
@@ -153,7 +212,11 @@ impl DeviceApi {
             return Err(Error::AssertionUserNotLinked);
         }
         // Only after the signature holds, so nobody can burn another device's jti.
-        if !self.store.record_assertion(&claims.jti, claims.exp + self.assertions.leeway_secs).await? {
+        if !self
+            .store
+            .record_assertion(&claims.jti, claims.exp + self.assertions.leeway_secs)
+            .await?
+        {
             return Err(Error::AssertionReplayed);
         }
         let device = self.store.get_device(&owner.device_id).await?;
@@ -169,8 +232,22 @@ impl DeviceApi {
 }
 
 fn event_to_proto(event: Event) -> pb::DeviceEvent {
-    let Event { id, event_type, device_id, user_id, actor, created_at } = event;
-    pb::DeviceEvent { id, event_type, device_id, user_id, actor, create_time: Some(crate::device::timestamp(created_at)) }
+    let Event {
+        id,
+        event_type,
+        device_id,
+        user_id,
+        actor,
+        created_at,
+    } = event;
+    pb::DeviceEvent {
+        id,
+        event_type,
+        device_id,
+        user_id,
+        actor,
+        create_time: Some(crate::device::timestamp(created_at)),
+    }
 }
 
 #[tonic::async_trait]
@@ -183,7 +260,10 @@ impl DeviceService for DeviceApi {
         let enrollment = Enrollment::try_from(request.into_inner())?;
         let enrolled = self.store.enroll(&enrollment, &actor).await?;
         tracing::info!(device = %enrolled.device.id, user = %enrollment.user_id, created = enrolled.created, "device enrolled");
-        Ok(Response::new(pb::RegisterDeviceResponse { device: Some((&enrolled.device).into()), created: enrolled.created }))
+        Ok(Response::new(pb::RegisterDeviceResponse {
+            device: Some((&enrolled.device).into()),
+            created: enrolled.created,
+        }))
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Result<Response<pb::Device>, Status> {
@@ -197,21 +277,40 @@ impl DeviceService for DeviceApi {
         &self,
         request: Request<pb::ListDevicesRequest>,
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
-        let pb::ListDevicesRequest { page_size: requested, page_token, filter, search, expand } = request.into_inner();
+        let pb::ListDevicesRequest {
+            page_size: requested,
+            page_token,
+            filter,
+            search,
+            expand,
+        } = request.into_inner();
         let limit = page_size(requested)?;
         let expand = pb::DeviceExpand::try_from(expand).map_err(|_| Error::field("expand", "unknown value"))?;
         let condition = device_condition(&filter, &search)?;
         let scope = format!("devices\0{filter}\0{search}");
         let after = self.cursor(&scope, &page_token)?;
-        let mut devices =
-            self.store.list_devices(&condition, after.as_deref(), limit + 1, expand == pb::DeviceExpand::Users).await?;
+        let mut devices = self
+            .store
+            .list_devices(
+                &condition,
+                after.as_deref(),
+                limit + 1,
+                expand == pb::DeviceExpand::Users,
+            )
+            .await?;
         let next_page_token = if devices.len() > limit {
             devices.truncate(limit);
-            devices.last().map(|d| self.page_tokens.seal(&scope, &d.id)).unwrap_or_default()
+            devices
+                .last()
+                .map(|d| self.page_tokens.seal(&scope, &d.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListDevicesResponse { devices: devices.iter().map(Into::into).collect(), next_page_token }))
+        Ok(Response::new(pb::ListDevicesResponse {
+            devices: devices.iter().map(Into::into).collect(),
+            next_page_token,
+        }))
     }
 
     async fn count_devices(
@@ -224,25 +323,36 @@ impl DeviceService for DeviceApi {
     }
 
     async fn suspend_device(&self, request: Request<pb::SuspendDeviceRequest>) -> Result<Response<pb::Device>, Status> {
-        Ok(Response::new(self.lifecycle(request.map(|r| r.device_id), Action::Suspend).await?))
+        Ok(Response::new(
+            self.lifecycle(request.map(|r| r.device_id), Action::Suspend).await?,
+        ))
     }
 
     async fn unsuspend_device(
         &self,
         request: Request<pb::UnsuspendDeviceRequest>,
     ) -> Result<Response<pb::Device>, Status> {
-        Ok(Response::new(self.lifecycle(request.map(|r| r.device_id), Action::Unsuspend).await?))
+        Ok(Response::new(
+            self.lifecycle(request.map(|r| r.device_id), Action::Unsuspend).await?,
+        ))
     }
 
     async fn deactivate_device(
         &self,
         request: Request<pb::DeactivateDeviceRequest>,
     ) -> Result<Response<pb::Device>, Status> {
-        Ok(Response::new(self.lifecycle(request.map(|r| r.device_id), Action::Deactivate).await?))
+        Ok(Response::new(
+            self.lifecycle(request.map(|r| r.device_id), Action::Deactivate).await?,
+        ))
     }
 
-    async fn activate_device(&self, request: Request<pb::ActivateDeviceRequest>) -> Result<Response<pb::Device>, Status> {
-        Ok(Response::new(self.lifecycle(request.map(|r| r.device_id), Action::Activate).await?))
+    async fn activate_device(
+        &self,
+        request: Request<pb::ActivateDeviceRequest>,
+    ) -> Result<Response<pb::Device>, Status> {
+        Ok(Response::new(
+            self.lifecycle(request.map(|r| r.device_id), Action::Activate).await?,
+        ))
     }
 
     async fn delete_device(&self, request: Request<pb::DeleteDeviceRequest>) -> Result<Response<()>, Status> {
@@ -261,7 +371,9 @@ impl DeviceService for DeviceApi {
         let pb::ListDeviceUsersRequest { device_id } = request.into_inner();
         identifier("device_id", &device_id)?;
         let users = self.store.device_users(&device_id).await?;
-        Ok(Response::new(pb::ListDeviceUsersResponse { users: users.iter().map(Into::into).collect() }))
+        Ok(Response::new(pb::ListDeviceUsersResponse {
+            users: users.iter().map(Into::into).collect(),
+        }))
     }
 
     async fn list_user_devices(
@@ -271,7 +383,9 @@ impl DeviceService for DeviceApi {
         let pb::ListUserDevicesRequest { user_id } = request.into_inner();
         identifier("user_id", &user_id)?;
         let devices = self.store.user_devices(&user_id).await?;
-        Ok(Response::new(pb::ListUserDevicesResponse { devices: devices.iter().map(Into::into).collect() }))
+        Ok(Response::new(pb::ListUserDevicesResponse {
+            devices: devices.iter().map(Into::into).collect(),
+        }))
     }
 
     async fn remove_device_user(&self, request: Request<pb::RemoveDeviceUserRequest>) -> Result<Response<()>, Status> {
@@ -303,7 +417,11 @@ impl DeviceService for DeviceApi {
         &self,
         request: Request<pb::ListDeviceEventsRequest>,
     ) -> Result<Response<pb::ListDeviceEventsResponse>, Status> {
-        let pb::ListDeviceEventsRequest { page_size: requested, page_token, filter } = request.into_inner();
+        let pb::ListDeviceEventsRequest {
+            page_size: requested,
+            page_token,
+            filter,
+        } = request.into_inner();
         let limit = page_size(requested)?;
         let condition = compile_filter(&filter, EVENT_FIELDS, 1).map_err(|e| Error::InvalidFilter(e.to_string()))?;
         let scope = format!("events\0{filter}");
@@ -311,10 +429,16 @@ impl DeviceService for DeviceApi {
         let mut events = self.store.list_events(&condition, after.as_deref(), limit + 1).await?;
         let next_page_token = if events.len() > limit {
             events.truncate(limit);
-            events.last().map(|e| self.page_tokens.seal(&scope, &e.id)).unwrap_or_default()
+            events
+                .last()
+                .map(|e| self.page_tokens.seal(&scope, &e.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListDeviceEventsResponse { events: events.into_iter().map(event_to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListDeviceEventsResponse {
+            events: events.into_iter().map(event_to_proto).collect(),
+            next_page_token,
+        }))
     }
 }

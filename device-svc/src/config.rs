@@ -31,7 +31,9 @@ pub struct DeviceConfig {
 }
 
 fn url(settings: &Settings, key: &str) -> Result<Option<String>, ConfigError> {
-    let Some(value) = settings.raw(key).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let Some(value) = settings.raw(key).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
     if !value.starts_with("https://") {
         return Err(ConfigError::new(key, "must be an https:// URL"));
     }

@@ -85,8 +85,14 @@ impl Platform {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
-    const ALL: [Platform; 6] =
-        [Platform::Android, Platform::Ios, Platform::Macos, Platform::Windows, Platform::Chromeos, Platform::Linux];
+    const ALL: [Platform; 6] = [
+        Platform::Android,
+        Platform::Ios,
+        Platform::Macos,
+        Platform::Windows,
+        Platform::Chromeos,
+        Platform::Linux,
+    ];
 
     /// From the proto enum; `None` for UNSPECIFIED.
     pub fn from_proto(value: pb::Platform) -> Option<Self> {
@@ -294,7 +300,9 @@ pub fn timestamp(micros: i64) -> prost_types::Timestamp {
 
 /// Now, in microseconds since the epoch.
 pub fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -339,7 +347,14 @@ impl From<&Profile> for pb::DeviceProfile {
 
 impl From<&DeviceKey> for pb::DeviceKey {
     fn from(key: &DeviceKey) -> Self {
-        let DeviceKey { kid, purpose, hardware_protected, x, y, user_id } = key;
+        let DeviceKey {
+            kid,
+            purpose,
+            hardware_protected,
+            x,
+            y,
+            user_id,
+        } = key;
         pb::DeviceKey {
             kid: kid.clone(),
             purpose: purpose.to_proto().into(),
@@ -356,7 +371,10 @@ impl From<&DeviceKey> for pb::DeviceKey {
 impl From<&DeviceUser> for pb::DeviceUser {
     fn from(user: &DeviceUser) -> Self {
         let DeviceUser { user_id, created_at } = user;
-        pb::DeviceUser { user_id: user_id.clone(), create_time: Some(timestamp(*created_at)) }
+        pb::DeviceUser {
+            user_id: user_id.clone(),
+            create_time: Some(timestamp(*created_at)),
+        }
     }
 }
 

@@ -74,7 +74,12 @@ fn profile(p: Option<pb::DeviceProfile>) -> Result<Profile> {
     let platform = pb::Platform::try_from(platform)
         .ok()
         .and_then(Platform::from_proto)
-        .ok_or_else(|| Error::field("profile.platform", "must be one of ANDROID, IOS, MACOS, WINDOWS, CHROMEOS, LINUX"))?;
+        .ok_or_else(|| {
+            Error::field(
+                "profile.platform",
+                "must be one of ANDROID, IOS, MACOS, WINDOWS, CHROMEOS, LINUX",
+            )
+        })?;
     length("profile.manufacturer", &manufacturer, 0, 127)?;
     length("profile.model", &model, 0, 127)?;
     length("profile.os_version", &os_version, 0, 127)?;
@@ -113,16 +118,33 @@ fn profile(p: Option<pb::DeviceProfile>) -> Result<Profile> {
 }
 
 fn key(index: usize, k: pb::DeviceKey, enrolling_user: &str) -> Result<DeviceKey> {
-    let pb::DeviceKey { kid, purpose, hardware_protected, kty, crv, x, y, user_id } = k;
+    let pb::DeviceKey {
+        kid,
+        purpose,
+        hardware_protected,
+        kty,
+        crv,
+        x,
+        y,
+        user_id,
+    } = k;
     let field = |name: &str| format!("keys[{index}].{name}");
     length(&field("kid"), &kid, 1, 128)?;
     if !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
-        return Err(Error::field(field("kid"), "may contain only letters, digits and - _ . :"));
+        return Err(Error::field(
+            field("kid"),
+            "may contain only letters, digits and - _ . :",
+        ));
     }
     let purpose = match pb::KeyPurpose::try_from(purpose) {
         Ok(pb::KeyPurpose::ProofOfPossession) => KeyPurpose::ProofOfPossession,
         Ok(pb::KeyPurpose::UserVerification) => KeyPurpose::UserVerification,
-        _ => return Err(Error::field(field("purpose"), "must be PROOF_OF_POSSESSION or USER_VERIFICATION")),
+        _ => {
+            return Err(Error::field(
+                field("purpose"),
+                "must be PROOF_OF_POSSESSION or USER_VERIFICATION",
+            ));
+        }
     };
     if kty != "EC" {
         return Err(Error::field(field("kty"), "must be EC"));
@@ -130,18 +152,32 @@ fn key(index: usize, k: pb::DeviceKey, enrolling_user: &str) -> Result<DeviceKey
     if crv != "P-256" {
         return Err(Error::field(field("crv"), "must be P-256"));
     }
-    PublicKey::from_jwk_coordinates(&x, &y).map_err(|e| Error::field(field("x"), format!("not a P-256 public key: {e}")))?;
+    PublicKey::from_jwk_coordinates(&x, &y)
+        .map_err(|e| Error::field(field("x"), format!("not a P-256 public key: {e}")))?;
     if !user_id.is_empty() && user_id != enrolling_user {
         return Err(Error::field(field("user_id"), "must be empty or the enrolling user"));
     }
-    Ok(DeviceKey { kid, purpose, hardware_protected, x, y, user_id: enrolling_user.to_owned() })
+    Ok(DeviceKey {
+        kid,
+        purpose,
+        hardware_protected,
+        x,
+        y,
+        user_id: enrolling_user.to_owned(),
+    })
 }
 
 impl TryFrom<pb::RegisterDeviceRequest> for Enrollment {
     type Error = Error;
 
     fn try_from(request: pb::RegisterDeviceRequest) -> Result<Self> {
-        let pb::RegisterDeviceRequest { user_id, app_instance_id, profile: p, keys, signals } = request;
+        let pb::RegisterDeviceRequest {
+            user_id,
+            app_instance_id,
+            profile: p,
+            keys,
+            signals,
+        } = request;
         identifier("user_id", &user_id)?;
         identifier("app_instance_id", &app_instance_id)?;
         let profile = profile(p)?;
@@ -151,7 +187,11 @@ impl TryFrom<pb::RegisterDeviceRequest> for Enrollment {
         if keys.len() > MAX_KEYS {
             return Err(Error::field("keys", format!("at most {MAX_KEYS} keys")));
         }
-        let keys = keys.into_iter().enumerate().map(|(i, k)| key(i, k, &user_id)).collect::<Result<Vec<_>>>()?;
+        let keys = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| key(i, k, &user_id))
+            .collect::<Result<Vec<_>>>()?;
         let mut kids = HashSet::new();
         if let Some(dup) = keys.iter().find(|k| !kids.insert(k.kid.as_str())) {
             return Err(Error::field("keys", format!("key id {} appears twice", dup.kid)));
@@ -163,6 +203,12 @@ impl TryFrom<pb::RegisterDeviceRequest> for Enrollment {
             Some(s) => Signals::from_proto(s).map_err(|e| Error::field(e.field, e.reason))?,
             None => Signals::default(),
         };
-        Ok(Enrollment { user_id, app_instance_id, profile, keys, signals })
+        Ok(Enrollment {
+            user_id,
+            app_instance_id,
+            profile,
+            keys,
+            signals,
+        })
     }
 }

@@ -74,7 +74,10 @@ pub enum Error {
 impl Error {
     /// An invalid field.
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidField { field: field.into(), reason: reason.into() }
+        Error::InvalidField {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -86,13 +89,19 @@ impl From<Error> for tonic::Status {
             Error::InvalidFilter(_) => invalid_field("filter", message),
             Error::InvalidPageToken => invalid_field("page_token", message),
             Error::DeviceNotFound(_) => status_with_reason_str(Code::NotFound, "DEVICE_NOT_FOUND", message),
-            Error::DeviceUserNotFound { .. } => status_with_reason_str(Code::NotFound, "DEVICE_USER_NOT_FOUND", message),
+            Error::DeviceUserNotFound { .. } => {
+                status_with_reason_str(Code::NotFound, "DEVICE_USER_NOT_FOUND", message)
+            }
             Error::IllegalDeviceStatus { .. } => {
                 status_with_reason_str(Code::FailedPrecondition, "ILLEGAL_DEVICE_STATUS", message)
             }
-            Error::KeyAlreadyEnrolled(_) => status_with_reason_str(Code::AlreadyExists, "KEY_ALREADY_ENROLLED", message),
+            Error::KeyAlreadyEnrolled(_) => {
+                status_with_reason_str(Code::AlreadyExists, "KEY_ALREADY_ENROLLED", message)
+            }
             Error::UnknownKey => status_with_reason_str(Code::Unauthenticated, "UNKNOWN_DEVICE_KEY", message),
-            Error::InvalidAssertion(_) => status_with_reason_str(Code::Unauthenticated, "INVALID_DEVICE_ASSERTION", message),
+            Error::InvalidAssertion(_) => {
+                status_with_reason_str(Code::Unauthenticated, "INVALID_DEVICE_ASSERTION", message)
+            }
             Error::AssertionReplayed => status_with_reason_str(Code::Unauthenticated, "ASSERTION_REPLAYED", message),
             Error::AssertionUserNotLinked => {
                 status_with_reason_str(Code::Unauthenticated, "INVALID_DEVICE_ASSERTION", message)

@@ -209,11 +209,7 @@ pub fn parse(text: &str) -> Result<Option<Expr>, FilterError> {
 
 /// Compiles a parsed filter against `fields`, numbering placeholders from `first_placeholder` (1-based; 0 is taken as 1).
 /// Unknown fields, operators a field does not allow and bad values are errors with the position of the offending token.
-pub fn compile(
-    expr: &Expr,
-    fields: &[Field],
-    first_placeholder: usize,
-) -> Result<SqlCondition, FilterError> {
+pub fn compile(expr: &Expr, fields: &[Field], first_placeholder: usize) -> Result<SqlCondition, FilterError> {
     let mut compiler = Compiler {
         fields,
         next: first_placeholder.max(1),
@@ -224,11 +220,7 @@ pub fn compile(
 }
 
 /// parse + compile; empty text gives an empty SqlCondition (sql == "").
-pub fn compile_filter(
-    text: &str,
-    fields: &[Field],
-    first_placeholder: usize,
-) -> Result<SqlCondition, FilterError> {
+pub fn compile_filter(text: &str, fields: &[Field], first_placeholder: usize) -> Result<SqlCondition, FilterError> {
     match parse(text)? {
         Some(expr) => compile(&expr, fields, first_placeholder),
         None => Ok(SqlCondition::default()),
@@ -308,17 +300,14 @@ pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_seconds;
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     Some(seconds * 1_000_000 + micros)
 }
 
 fn digits(b: &[u8], start: usize, count: usize) -> Option<i64> {
-    b.get(start..start + count)?
-        .iter()
-        .try_fold(0i64, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
+    b.get(start..start + count)?.iter().try_fold(0i64, |acc, d| {
+        d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+    })
 }
 
 fn literal(b: &[u8], at: usize, expected: u8) -> Option<()> {
@@ -505,19 +494,13 @@ impl Parser<'_> {
         let field_position = self.pos;
         let field = self.take_while(is_ident_char).to_owned();
         if field == "AND" || field == "OR" {
-            return Err(FilterError::new(
-                field_position,
-                format!("unexpected '{field}'"),
-            ));
+            return Err(FilterError::new(field_position, format!("unexpected '{field}'")));
         }
         self.skip_space();
         let operator_position = self.pos;
-        let operator = self.operator().ok_or_else(|| {
-            FilterError::new(
-                operator_position,
-                format!("expected an operator after '{field}'"),
-            )
-        })?;
+        let operator = self
+            .operator()
+            .ok_or_else(|| FilterError::new(operator_position, format!("expected an operator after '{field}'")))?;
         self.skip_space();
         let value_position = self.pos;
         let value = self.value(operator, value_position)?;
@@ -556,12 +539,7 @@ impl Parser<'_> {
     }
 
     fn value(&mut self, operator: Operator, position: usize) -> Result<Value, FilterError> {
-        let missing = || {
-            FilterError::new(
-                position,
-                format!("expected a value after '{}'", operator.symbol()),
-            )
-        };
+        let missing = || FilterError::new(position, format!("expected a value after '{}'", operator.symbol()));
         match self.peek() {
             Some(quote @ ('"' | '\'')) => self.quoted(quote).map(Value::Quoted),
             Some(c) if is_bare_char(c) => {
@@ -606,6 +584,11 @@ impl Parser<'_> {
                         }
                     }
                 }
+                // Control characters match nothing stored (enrollment refuses them) and PostgreSQL
+                // rejects NUL in text outright; refuse them here so both databases agree.
+                Some(c) if c.is_control() => {
+                    return Err(FilterError::new(self.pos, "control character in string"));
+                }
                 Some(c) => {
                     text.push(c);
                     self.pos += c.len_utf8();
@@ -637,9 +620,7 @@ impl Compiler<'_> {
             Expr::Not(inner) => {
                 // A multi-operand group already brings its own parentheses.
                 let grouped = matches!(&**inner, Expr::And(v) | Expr::Or(v) if v.len() > 1);
-                self.out
-                    .sql
-                    .push_str(if grouped { "NOT " } else { "NOT (" });
+                self.out.sql.push_str(if grouped { "NOT " } else { "NOT (" });
                 self.expr(inner)?;
                 if !grouped {
                     self.out.sql.push(')');
@@ -690,37 +671,28 @@ impl Compiler<'_> {
             .fields
             .iter()
             .find(|f| f.name == c.field)
-            .ok_or_else(|| {
-                FilterError::new(c.field_position, format!("unknown field '{}'", c.field))
-            })?;
+            .ok_or_else(|| FilterError::new(c.field_position, format!("unknown field '{}'", c.field)))?;
         let ordered = matches!(field.kind, FieldKind::Timestamp { .. });
         if !ordered && !c.operator.is_equality() {
             return Err(FilterError::new(
                 c.operator_position,
-                format!(
-                    "'{}' is not allowed on field '{}'",
-                    c.operator.symbol(),
-                    field.name
-                ),
+                format!("'{}' is not allowed on field '{}'", c.operator.symbol(), field.name),
             ));
         }
         let text = c.value.text();
         let shown = text.escape_debug();
         match field.kind {
             FieldKind::Enum { column, values } => {
-                let stored = values
-                    .iter()
-                    .find(|v| v.eq_ignore_ascii_case(&text))
-                    .ok_or_else(|| {
-                        FilterError::new(
-                            c.value_position,
-                            format!(
-                                "invalid value '{shown}' for field '{}' (expected one of {})",
-                                field.name,
-                                values.join(", ")
-                            ),
-                        )
-                    })?;
+                let stored = values.iter().find(|v| v.eq_ignore_ascii_case(&text)).ok_or_else(|| {
+                    FilterError::new(
+                        c.value_position,
+                        format!(
+                            "invalid value '{shown}' for field '{}' (expected one of {})",
+                            field.name,
+                            values.join(", ")
+                        ),
+                    )
+                })?;
                 self.column(column, c.operator, SqlValue::Text((*stored).to_owned()));
             }
             FieldKind::Bool { column } => {
@@ -744,9 +716,7 @@ impl Compiler<'_> {
                     Value::Int(_) => None,
                     _ => parse_rfc3339_micros(&text),
                 }
-                .ok_or_else(|| {
-                    FilterError::new(c.value_position, format!("invalid timestamp '{shown}'"))
-                })?;
+                .ok_or_else(|| FilterError::new(c.value_position, format!("invalid timestamp '{shown}'")))?;
                 self.column(column, c.operator, SqlValue::Int(micros));
             }
             FieldKind::Text { column } => self.column(column, c.operator, SqlValue::Text(text)),
@@ -810,18 +780,14 @@ mod tests {
         },
         Field {
             name: "last_seen_time",
-            kind: FieldKind::Timestamp {
-                column: "last_seen_us",
-            },
+            kind: FieldKind::Timestamp { column: "last_seen_us" },
         },
     ];
 
     const EVENT_FIELDS: &[Field] = &[
         Field {
             name: "device_id",
-            kind: FieldKind::Text {
-                column: "device_id",
-            },
+            kind: FieldKind::Text { column: "device_id" },
         },
         Field {
             name: "user_id",
@@ -840,9 +806,7 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        compile_filter(text, DEVICE_FIELDS, 1)
-            .unwrap_err()
-            .to_string()
+        compile_filter(text, DEVICE_FIELDS, 1).unwrap_err().to_string()
     }
 
     fn text(value: &str) -> SqlValue {
@@ -880,18 +844,9 @@ mod tests {
             error("platform > WINDOWS"),
             "'>' is not allowed on field 'platform' at 9"
         );
-        assert_eq!(
-            error("platform>=LINUX"),
-            "'>=' is not allowed on field 'platform' at 8"
-        );
-        assert_eq!(
-            error("status < ACTIVE"),
-            "'<' is not allowed on field 'status' at 7"
-        );
-        assert_eq!(
-            error("status <= ACTIVE"),
-            "'<=' is not allowed on field 'status' at 7"
-        );
+        assert_eq!(error("platform>=LINUX"), "'>=' is not allowed on field 'platform' at 8");
+        assert_eq!(error("status < ACTIVE"), "'<' is not allowed on field 'status' at 7");
+        assert_eq!(error("status <= ACTIVE"), "'<=' is not allowed on field 'status' at 7");
     }
 
     #[test]
@@ -935,10 +890,7 @@ mod tests {
             error("managed = 1"),
             "invalid value '1' for field 'managed' (expected true or false) at 10"
         );
-        assert_eq!(
-            error("managed < true"),
-            "'<' is not allowed on field 'managed' at 8"
-        );
+        assert_eq!(error("managed < true"), "'<' is not allowed on field 'managed' at 8");
     }
 
     #[test]
@@ -999,10 +951,7 @@ mod tests {
         assert_eq!(condition.sql, "device_id <> $1");
         assert_eq!(condition.values, [text("d-2")]);
         let err = compile_filter("device_id > d", EVENT_FIELDS, 1).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "'>' is not allowed on field 'device_id' at 10"
-        );
+        assert_eq!(err.to_string(), "'>' is not allowed on field 'device_id' at 10");
     }
 
     #[test]
@@ -1026,10 +975,7 @@ mod tests {
             sql("user_id != u1"),
             "NOT (id IN (SELECT device_id FROM device_users WHERE user_id = $1))"
         );
-        assert_eq!(
-            error("user_id >= u1"),
-            "'>=' is not allowed on field 'user_id' at 8"
-        );
+        assert_eq!(error("user_id >= u1"), "'>=' is not allowed on field 'user_id' at 8");
     }
 
     #[test]
@@ -1041,10 +987,7 @@ mod tests {
             },
         }];
         let err = compile_filter("group = g", &fields, 1).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "field 'group' has a malformed SQL template at 0"
-        );
+        assert_eq!(err.to_string(), "field 'group' has a malformed SQL template at 0");
     }
 
     #[test]
@@ -1149,33 +1092,22 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_from_the_given_offset() {
-        let condition =
-            compile_filter("platform = LINUX OR user_id != u1", DEVICE_FIELDS, 4).unwrap();
+        let condition = compile_filter("platform = LINUX OR user_id != u1", DEVICE_FIELDS, 4).unwrap();
         assert_eq!(
             condition.sql,
             "(platform = $4 OR NOT (id IN (SELECT device_id FROM device_users WHERE user_id = $5)))"
         );
         assert_eq!(condition.values, [text("LINUX"), text("u1")]);
         assert_eq!(
-            compile_filter("managed = true", DEVICE_FIELDS, 0)
-                .unwrap()
-                .sql,
+            compile_filter("managed = true", DEVICE_FIELDS, 0).unwrap().sql,
             "managed = $1"
         );
     }
 
     #[test]
     fn quoted_strings_resolve_escapes() {
-        let condition = compile_filter(
-            r#"device_id = "a \"b\" \\ c" user_id = 'it\'s "x"'"#,
-            EVENT_FIELDS,
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            condition.values,
-            [text(r#"a "b" \ c"#), text(r#"it's "x""#)]
-        );
+        let condition = compile_filter(r#"device_id = "a \"b\" \\ c" user_id = 'it\'s "x"'"#, EVENT_FIELDS, 1).unwrap();
+        assert_eq!(condition.values, [text(r#"a "b" \ c"#), text(r#"it's "x""#)]);
         let condition = compile_filter("device_id = \"AND ü (\"", EVENT_FIELDS, 1).unwrap();
         assert_eq!(condition.values, [text("AND ü (")]);
     }
@@ -1217,11 +1149,7 @@ mod tests {
             .collect();
         assert_eq!(
             values,
-            [
-                Value::Int(-5),
-                Value::Bare("+5".into()),
-                Value::Bare("WINDOWS".into())
-            ]
+            [Value::Int(-5), Value::Bare("+5".into()), Value::Bare("WINDOWS".into())]
         );
     }
 
@@ -1237,28 +1165,16 @@ mod tests {
     #[test]
     fn missing_value_is_rejected_where_the_value_should_be() {
         assert_eq!(error("status = "), "expected a value after '=' at 9");
-        assert_eq!(
-            error("status = AND managed = true"),
-            "expected a value after '=' at 9"
-        );
+        assert_eq!(error("status = AND managed = true"), "expected a value after '=' at 9");
         assert_eq!(error("(status !=)"), "expected a value after '!=' at 10");
         assert_eq!(error("status == ACTIVE"), "expected a value after '=' at 8");
     }
 
     #[test]
     fn missing_operator_is_rejected_after_the_field() {
-        assert_eq!(
-            error("platform WINDOWS"),
-            "expected an operator after 'platform' at 9"
-        );
-        assert_eq!(
-            error("platform"),
-            "expected an operator after 'platform' at 8"
-        );
-        assert_eq!(
-            error("platform : X"),
-            "expected an operator after 'platform' at 9"
-        );
+        assert_eq!(error("platform WINDOWS"), "expected an operator after 'platform' at 9");
+        assert_eq!(error("platform"), "expected an operator after 'platform' at 8");
+        assert_eq!(error("platform : X"), "expected an operator after 'platform' at 9");
     }
 
     #[test]
@@ -1287,18 +1203,12 @@ mod tests {
         assert_eq!(error("NOT"), "expected a comparison at 3");
         assert_eq!(error("-"), "expected a comparison at 1");
         assert_eq!(error("AND managed = true"), "unexpected 'AND' at 0");
-        assert_eq!(
-            error("managed = true OR OR platform = LINUX"),
-            "unexpected 'OR' at 18"
-        );
+        assert_eq!(error("managed = true OR OR platform = LINUX"), "unexpected 'OR' at 18");
     }
 
     #[test]
     fn stray_characters_are_rejected_at_their_position() {
-        assert_eq!(
-            error("platform = WINDOWS, status = ACTIVE"),
-            "unexpected ',' at 18"
-        );
+        assert_eq!(error("platform = WINDOWS, status = ACTIVE"), "unexpected ',' at 18");
         assert_eq!(error("user_id = \"a\"b = 1"), "unexpected 'b' at 13");
         assert_eq!(error("= 1"), "unexpected '=' at 0");
         assert_eq!(error("é = 1"), "unexpected 'é' at 0");
@@ -1368,23 +1278,13 @@ mod tests {
 
     #[test]
     fn compile_handles_hand_built_degenerate_groups() {
-        assert_eq!(
-            compile(&Expr::And(vec![]), DEVICE_FIELDS, 1).unwrap().sql,
-            "1 = 1"
-        );
-        assert_eq!(
-            compile(&Expr::Or(vec![]), DEVICE_FIELDS, 1).unwrap().sql,
-            "1 = 0"
-        );
+        assert_eq!(compile(&Expr::And(vec![]), DEVICE_FIELDS, 1).unwrap().sql, "1 = 1");
+        assert_eq!(compile(&Expr::Or(vec![]), DEVICE_FIELDS, 1).unwrap().sql, "1 = 0");
         let single = parse("managed = true").unwrap().unwrap();
         assert_eq!(
-            compile(
-                &Expr::Not(Box::new(Expr::Or(vec![single]))),
-                DEVICE_FIELDS,
-                1
-            )
-            .unwrap()
-            .sql,
+            compile(&Expr::Not(Box::new(Expr::Or(vec![single]))), DEVICE_FIELDS, 1)
+                .unwrap()
+                .sql,
             "NOT (managed = $1)"
         );
     }
@@ -1392,18 +1292,9 @@ mod tests {
     #[test]
     fn rfc3339_parses_utc_and_the_epoch() {
         assert_eq!(parse_rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339_micros("2024-05-01T00:00:00Z"),
-            Some(MAY_1_2024)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("2024-05-01t00:00:00z"),
-            Some(MAY_1_2024)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("1969-12-31T23:59:59Z"),
-            Some(-1_000_000)
-        );
+        assert_eq!(parse_rfc3339_micros("2024-05-01T00:00:00Z"), Some(MAY_1_2024));
+        assert_eq!(parse_rfc3339_micros("2024-05-01t00:00:00z"), Some(MAY_1_2024));
+        assert_eq!(parse_rfc3339_micros("1969-12-31T23:59:59Z"), Some(-1_000_000));
         assert_eq!(
             parse_rfc3339_micros("9999-12-31T23:59:59.999999Z"),
             Some(253_402_300_799_999_999)
@@ -1428,26 +1319,14 @@ mod tests {
             parse_rfc3339_micros("2024-05-01T00:00:00.123456789Z"),
             Some(MAY_1_2024 + 123_456)
         );
-        assert_eq!(
-            parse_rfc3339_micros("1969-12-31T23:59:59.5Z"),
-            Some(-500_000)
-        );
+        assert_eq!(parse_rfc3339_micros("1969-12-31T23:59:59.5Z"), Some(-500_000));
     }
 
     #[test]
     fn rfc3339_offsets_shift_to_utc() {
-        assert_eq!(
-            parse_rfc3339_micros("2024-05-01T02:00:00+02:00"),
-            Some(MAY_1_2024)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("2024-04-30T19:30:00-04:30"),
-            Some(MAY_1_2024)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("2024-05-01T00:00:00-00:00"),
-            Some(MAY_1_2024)
-        );
+        assert_eq!(parse_rfc3339_micros("2024-05-01T02:00:00+02:00"), Some(MAY_1_2024));
+        assert_eq!(parse_rfc3339_micros("2024-04-30T19:30:00-04:30"), Some(MAY_1_2024));
+        assert_eq!(parse_rfc3339_micros("2024-05-01T00:00:00-00:00"), Some(MAY_1_2024));
         assert_eq!(
             parse_rfc3339_micros("2024-05-01T05:30:00.25+05:30"),
             Some(MAY_1_2024 + 250_000)

@@ -13,12 +13,11 @@ pub mod outbox;
 pub mod signals;
 pub mod store;
 
-
 use portcullis_proto::device::v1::device_service_server::DeviceServiceServer;
 use service_kit::db::{self, Migrations};
 use service_kit::observe::Metrics;
 use service_kit::page_token::PageTokens;
-use service_kit::server::{MAX_MESSAGE_BYTES, ServeOptions, serve};
+use service_kit::server::{self, MAX_MESSAGE_BYTES, ServeOptions};
 use service_kit::shutdown::Shutdown;
 use service_kit::tls::TlsMaterial;
 use tokio::net::TcpListener;
@@ -37,7 +36,10 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// device-svc's migrations.
-pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE_MIGRATIONS, postgres: &POSTGRES_MIGRATIONS };
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
 
 /// Why device-svc could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -70,19 +72,29 @@ pub enum RunError {
     Serve(#[from] service_kit::server::ServeError),
 }
 
-/// Binds the configured listeners, then serves until `shutdown`.
+/// Reads the certificates, binds the configured listeners, then serves until `shutdown`.
 pub async fn run(config: DeviceConfig, shutdown: Shutdown) -> Result<(), RunError> {
-    let bind = |addr| async move { TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source }) };
+    // Unreadable certificates fail the start before any port is bound.
+    let tls = TlsMaterial::load(&config.server.tls)?;
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind { addr, source })
+    };
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.server.admin_listen).await?;
-    serve_on(config, listener, admin_listener, shutdown).await
+    serve(config, tls, listener, admin_listener, shutdown).await
 }
 
 fn receiver(key: &'static str, url: Option<&str>, tls: &TlsMaterial) -> Result<Option<Channel>, RunError> {
     let Some(url) = url else { return Ok(None) };
     let error = |reason: String| RunError::Receiver { key, reason };
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| error(e.to_string()))?;
-    let host = endpoint.uri().host().ok_or_else(|| error("has no host".into()))?.to_owned();
+    let host = endpoint
+        .uri()
+        .host()
+        .ok_or_else(|| error("has no host".into()))?
+        .to_owned();
     let endpoint = endpoint
         .tls_config(tls.client_config(&host))
         .map_err(|e| error(e.to_string()))?
@@ -99,6 +111,16 @@ pub async fn serve_on(
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
     let tls = TlsMaterial::load(&config.server.tls)?;
+    serve(config, tls, listener, admin_listener, shutdown).await
+}
+
+async fn serve(
+    config: DeviceConfig,
+    tls: TlsMaterial,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
     let store = Store::new(database);
     let receivers = Receivers {
@@ -108,7 +130,9 @@ pub async fn serve_on(
     let page_tokens = match &config.page_token_secret {
         Some(secret) => PageTokens::new(secret.as_bytes()),
         None => {
-            tracing::warn!("page_token_secret is unset: page tokens will not survive a restart or work across replicas");
+            tracing::warn!(
+                "page_token_secret is unset: page tokens will not survive a restart or work across replicas"
+            );
             PageTokens::new(uuid::Uuid::new_v4().as_bytes())
         }
     };
@@ -121,7 +145,12 @@ pub async fn serve_on(
             max_lifetime_secs: config.assertion_max_lifetime_secs,
         },
     );
-    let outbox = tokio::spawn(outbox::run_delivery(store.clone(), receivers, DeliveryPolicy::default(), shutdown.clone()));
+    let outbox = tokio::spawn(outbox::run_delivery(
+        store.clone(),
+        receivers,
+        DeliveryPolicy::default(),
+        shutdown.clone(),
+    ));
     let pruning = tokio::spawn(prune_assertions(store, shutdown.clone()));
     let routes = Routes::new(
         DeviceServiceServer::new(api)
@@ -140,7 +169,7 @@ pub async fn serve_on(
         concurrency_limit: config.server.concurrency_limit,
         metrics: Metrics::new(),
     };
-    let result = serve(options, routes, shutdown.triggered()).await;
+    let result = server::serve(options, routes, shutdown.triggered()).await;
     shutdown.trigger();
     let _ = outbox.await;
     let _ = pruning.await;
@@ -161,4 +190,3 @@ async fn prune_assertions(store: Store, shutdown: Shutdown) {
         }
     }
 }
-

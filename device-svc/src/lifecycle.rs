@@ -70,7 +70,10 @@ impl Action {
         } else if allowed {
             Ok(Transition::To(target))
         } else {
-            Err(Error::IllegalDeviceStatus { action: self.verb(), from })
+            Err(Error::IllegalDeviceStatus {
+                action: self.verb(),
+                from,
+            })
         }
     }
 }
@@ -89,7 +92,10 @@ pub fn check_enroll(from: DeviceStatus) -> Result<()> {
     if from == DeviceStatus::Active {
         Ok(())
     } else {
-        Err(Error::IllegalDeviceStatus { action: "enroll on", from })
+        Err(Error::IllegalDeviceStatus {
+            action: "enroll on",
+            from,
+        })
     }
 }
 
@@ -134,7 +140,13 @@ mod tests {
     #[test]
     fn only_active_devices_accept_enrollment() {
         assert!(check_enroll(Active).is_ok());
-        assert!(matches!(check_enroll(Suspended), Err(Error::IllegalDeviceStatus { .. })));
-        assert!(matches!(check_enroll(Deactivated), Err(Error::IllegalDeviceStatus { .. })));
+        assert!(matches!(
+            check_enroll(Suspended),
+            Err(Error::IllegalDeviceStatus { .. })
+        ));
+        assert!(matches!(
+            check_enroll(Deactivated),
+            Err(Error::IllegalDeviceStatus { .. })
+        ));
     }
 }

@@ -73,8 +73,12 @@ impl Effect {
     /// From stored kind and payload.
     pub fn decode(kind: &str, payload: &[u8]) -> Option<Self> {
         match kind {
-            REVOKE_SESSIONS => session::RevokeSessionsRequest::decode(payload).ok().map(Effect::RevokeSessions),
-            REVOKE_CERTIFICATE => pki::RevokeCertificateRequest::decode(payload).ok().map(Effect::RevokeCertificate),
+            REVOKE_SESSIONS => session::RevokeSessionsRequest::decode(payload)
+                .ok()
+                .map(Effect::RevokeSessions),
+            REVOKE_CERTIFICATE => pki::RevokeCertificateRequest::decode(payload)
+                .ok()
+                .map(Effect::RevokeCertificate),
             _ => None,
         }
     }
@@ -117,7 +121,10 @@ impl DeliveryPolicy {
     /// The delay before attempt `attempts + 1`, with jitter so many entries do not retry in step.
     fn backoff(&self, attempts: i64) -> Duration {
         let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
-        let base = self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_backoff);
         let jitter = u64::from(uuid::Uuid::new_v4().as_u128() as u16) % (base.as_millis() as u64 / 4 + 1);
         base + Duration::from_millis(jitter)
     }
@@ -177,7 +184,11 @@ async fn deliver(entry: &OutboxEntry, receivers: &Receivers, policy: &DeliveryPo
                 ..request.clone()
             });
             request.set_timeout(policy.call_timeout);
-            client.revoke_sessions(request).await.map(drop).map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            client
+                .revoke_sessions(request)
+                .await
+                .map(drop)
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
         }
         Effect::RevokeCertificate(request) => {
             let channel = receivers.pki.clone().ok_or("pki-svc is not configured")?;
@@ -187,7 +198,11 @@ async fn deliver(entry: &OutboxEntry, receivers: &Receivers, policy: &DeliveryPo
                 ..request.clone()
             });
             request.set_timeout(policy.call_timeout);
-            client.revoke_certificate(request).await.map(drop).map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            client
+                .revoke_certificate(request)
+                .await
+                .map(drop)
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
         }
     }
 }
@@ -211,7 +226,10 @@ mod tests {
 
     #[test]
     fn effects_round_trip_through_storage() {
-        for effect in [Effect::end_device_sessions("d1", Action::Suspend), Effect::revoke_bound_certificate("d2")] {
+        for effect in [
+            Effect::end_device_sessions("d1", Action::Suspend),
+            Effect::revoke_bound_certificate("d2"),
+        ] {
             assert_eq!(Effect::decode(effect.kind(), &effect.encode()), Some(effect.clone()));
         }
         assert_eq!(Effect::decode("unknown", b""), None);

@@ -9,7 +9,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::device::{Device, DeviceKey, DeviceStatus, DeviceUser, KeyPurpose, ManagementSource, Platform, Profile, now_micros};
+use crate::device::{
+    Device, DeviceKey, DeviceStatus, DeviceUser, KeyPurpose, ManagementSource, Platform, Profile, now_micros,
+};
 use crate::enrollment::Enrollment;
 use crate::error::{Error, Result};
 use crate::filter::{SqlCondition, SqlValue};
@@ -102,7 +104,8 @@ fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-/// Searchable terms of a profile: each identifier, lower-cased, and each word of the display name.
+/// Searchable terms of a profile: each identifier, lower-cased, and each word of the display name
+/// (split at anything but letters, digits and apostrophes, so "FINANCE-LAPTOP-02" is found by "laptop").
 fn search_terms(profile: &Profile) -> Vec<String> {
     let mut terms: Vec<String> = [
         &profile.display_name,
@@ -116,7 +119,13 @@ fn search_terms(profile: &Profile) -> Vec<String> {
     .filter(|v| !v.is_empty())
     .map(|v| v.to_lowercase())
     .collect();
-    terms.extend(profile.display_name.split_whitespace().map(str::to_lowercase));
+    terms.extend(
+        profile
+            .display_name
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase),
+    );
     terms.sort();
     terms.dedup();
     terms
@@ -210,7 +219,13 @@ fn key_from_row(row: &AnyRow) -> Result<(String, DeviceKey)> {
 }
 
 fn user_from_row(row: &AnyRow) -> Result<(String, DeviceUser)> {
-    Ok((row.try_get("device_id")?, DeviceUser { user_id: row.try_get("user_id")?, created_at: row.try_get("created_at")? }))
+    Ok((
+        row.try_get("device_id")?,
+        DeviceUser {
+            user_id: row.try_get("user_id")?,
+            created_at: row.try_get("created_at")?,
+        },
+    ))
 }
 
 fn event_from_row(row: &AnyRow) -> Result<Event> {
@@ -226,7 +241,10 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
 
 /// `$first, $first+1, …` for `count` values.
 fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A write transaction, holding SQLite's writer turn for as long as it lives.
@@ -238,7 +256,11 @@ struct WriteTx<'a> {
 impl Store {
     /// A store over an open, migrated database.
     pub fn new(db: Database) -> Self {
-        Self { pool: db.pool, backend: db.backend, sqlite_writer: Arc::new(Mutex::new(())) }
+        Self {
+            pool: db.pool,
+            backend: db.backend,
+            sqlite_writer: Arc::new(Mutex::new(())),
+        }
     }
 
     /// The pool, for tests and benchmarks.
@@ -257,7 +279,10 @@ impl Store {
 
     async fn begin_write(&self) -> Result<WriteTx<'_>> {
         let turn = self.write_turn().await;
-        Ok(WriteTx { tx: self.pool.begin().await?, _turn: turn })
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            _turn: turn,
+        })
     }
 
     /// Row lock for read-then-write on PostgreSQL; SQLite's single writer makes it unnecessary.
@@ -283,7 +308,12 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_outbox(tx: &mut Transaction<'static, Any>, effect: &Effect, request_id: &str, at: i64) -> Result<()> {
+    async fn insert_outbox(
+        tx: &mut Transaction<'static, Any>,
+        effect: &Effect,
+        request_id: &str,
+        at: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO outbox (id, kind, payload, request_id, attempts, next_attempt_at, last_error, created_at) \
              VALUES ($1, $2, $3, $4, 0, $5, '', $5)",
@@ -298,7 +328,12 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_keys(tx: &mut Transaction<'static, Any>, device_id: &str, keys: &[DeviceKey], at: i64) -> Result<()> {
+    async fn insert_keys(
+        tx: &mut Transaction<'static, Any>,
+        device_id: &str,
+        keys: &[DeviceKey],
+        at: i64,
+    ) -> Result<()> {
         for key in keys {
             let owner: Option<(String, String)> =
                 sqlx::query_as("SELECT device_id, user_id FROM device_keys WHERE kid = $1")
@@ -347,11 +382,13 @@ impl Store {
     pub async fn enroll(&self, enrollment: &Enrollment, actor: &str) -> Result<Enrolled> {
         let mut w = self.begin_write().await?;
         let now = now_micros();
-        let existing: Option<(String, String)> =
-            sqlx::query_as(&format!("SELECT id, status FROM devices WHERE app_instance_id = $1{}", self.for_update()))
-                .bind(&enrollment.app_instance_id)
-                .fetch_optional(&mut *w.tx)
-                .await?;
+        let existing: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, status FROM devices WHERE app_instance_id = $1{}",
+            self.for_update()
+        ))
+        .bind(&enrollment.app_instance_id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
         let (device_id, created) = match existing {
             Some((id, status)) => {
                 let status = DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
@@ -369,7 +406,11 @@ impl Store {
                 self.insert_device(&mut w.tx, &id, enrollment, now).await?;
                 Self::insert_event(
                     &mut w.tx,
-                    NewEvent { event_type: "device.enrollment.create", device_id: &id, user_id: &enrollment.user_id },
+                    NewEvent {
+                        event_type: "device.enrollment.create",
+                        device_id: &id,
+                        user_id: &enrollment.user_id,
+                    },
                     actor,
                     now,
                 )
@@ -389,7 +430,11 @@ impl Store {
         if linked > 0 {
             Self::insert_event(
                 &mut w.tx,
-                NewEvent { event_type: "device.user.add", device_id: &device_id, user_id: &enrollment.user_id },
+                NewEvent {
+                    event_type: "device.user.add",
+                    device_id: &device_id,
+                    user_id: &enrollment.user_id,
+                },
                 actor,
                 now,
             )
@@ -401,7 +446,13 @@ impl Store {
         Ok(Enrolled { device, created })
     }
 
-    async fn insert_device(&self, tx: &mut Transaction<'static, Any>, id: &str, e: &Enrollment, now: i64) -> Result<()> {
+    async fn insert_device(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        e: &Enrollment,
+        now: i64,
+    ) -> Result<()> {
         let p = &e.profile;
         sqlx::query(&format!(
             "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES \
@@ -448,7 +499,11 @@ impl Store {
             .await?
             .ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
         let mut device = device_from_row(&row)?;
-        for row in sqlx::query("SELECT * FROM device_keys WHERE device_id = $1 AND removed_at IS NULL ORDER BY kid").bind(id).fetch_all(&mut **tx).await? {
+        for row in sqlx::query("SELECT * FROM device_keys WHERE device_id = $1 AND removed_at IS NULL ORDER BY kid")
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?
+        {
             device.keys.push(key_from_row(&row)?.1);
         }
         if with_users {
@@ -535,7 +590,11 @@ impl Store {
             values.push(SqlValue::Text(after.to_owned()));
             clauses.push(format!("id > ${}", values.len()));
         }
-        let where_clause = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices{where_clause} ORDER BY id LIMIT {limit}");
         let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
         let mut devices = rows.iter().map(device_from_row).collect::<Result<Vec<_>>>()?;
@@ -545,9 +604,15 @@ impl Store {
 
     /// How many devices match `condition`.
     pub async fn count_devices(&self, condition: &SqlCondition) -> Result<i64> {
-        let where_clause = if condition.sql.is_empty() { String::new() } else { format!(" WHERE {}", condition.sql) };
+        let where_clause = if condition.sql.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", condition.sql)
+        };
         let sql = format!("SELECT COUNT(*) FROM devices{where_clause}");
-        let row = bind_values(sqlx::query(&sql), &condition.values).fetch_one(&self.pool).await?;
+        let row = bind_values(sqlx::query(&sql), &condition.values)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -555,11 +620,13 @@ impl Store {
     /// outbox rows for other services commit together. Idempotent when already in the target.
     pub async fn transition(&self, id: &str, action: Action, actor: &str, request_id: &str) -> Result<Device> {
         let mut w = self.begin_write().await?;
-        let status: Option<(String,)> =
-            sqlx::query_as(&format!("SELECT status FROM devices WHERE id = $1{}", self.for_update()))
-                .bind(id)
-                .fetch_optional(&mut *w.tx)
-                .await?;
+        let status: Option<(String,)> = sqlx::query_as(&format!(
+            "SELECT status FROM devices WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
         let (status,) = status.ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
         let from = DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
         let Transition::To(to) = action.plan(from)? else {
@@ -581,10 +648,22 @@ impl Store {
                 .bind(id)
                 .execute(&mut *w.tx)
                 .await?;
-            sqlx::query("DELETE FROM device_users WHERE device_id = $1").bind(id).execute(&mut *w.tx).await?;
+            sqlx::query("DELETE FROM device_users WHERE device_id = $1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
         }
-        Self::insert_event(&mut w.tx, NewEvent { event_type: action.event_type(), device_id: id, user_id: "" }, actor, now)
-            .await?;
+        Self::insert_event(
+            &mut w.tx,
+            NewEvent {
+                event_type: action.event_type(),
+                device_id: id,
+                user_id: "",
+            },
+            actor,
+            now,
+        )
+        .await?;
         if action.ends_device_sessions() {
             Self::insert_outbox(&mut w.tx, &Effect::end_device_sessions(id, action), request_id, now).await?;
         }
@@ -596,22 +675,39 @@ impl Store {
     /// Deletes a deactivated device and asks pki-svc to revoke its bound certificate.
     pub async fn delete(&self, id: &str, actor: &str, request_id: &str) -> Result<()> {
         let mut w = self.begin_write().await?;
-        let status: Option<(String,)> =
-            sqlx::query_as(&format!("SELECT status FROM devices WHERE id = $1{}", self.for_update()))
-                .bind(id)
-                .fetch_optional(&mut *w.tx)
-                .await?;
+        let status: Option<(String,)> = sqlx::query_as(&format!(
+            "SELECT status FROM devices WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
         let (status,) = status.ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
         lifecycle::check_delete(DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?)?;
         let now = now_micros();
         // Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys on, so do not
         // depend on it.
         for table in ["device_keys", "device_users", "device_search"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE device_id = $1")).bind(id).execute(&mut *w.tx).await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE device_id = $1"))
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM devices WHERE id = $1").bind(id).execute(&mut *w.tx).await?;
-        Self::insert_event(&mut w.tx, NewEvent { event_type: "device.lifecycle.delete", device_id: id, user_id: "" }, actor, now)
+        sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id)
+            .execute(&mut *w.tx)
             .await?;
+        Self::insert_event(
+            &mut w.tx,
+            NewEvent {
+                event_type: "device.lifecycle.delete",
+                device_id: id,
+                user_id: "",
+            },
+            actor,
+            now,
+        )
+        .await?;
         Self::insert_outbox(&mut w.tx, &Effect::revoke_bound_certificate(id), request_id, now).await?;
         w.tx.commit().await?;
         Ok(())
@@ -644,22 +740,38 @@ impl Store {
             .await?
             .rows_affected();
         if removed == 0 {
-            let exists: Option<(String,)> =
-                sqlx::query_as("SELECT id FROM devices WHERE id = $1").bind(device_id).fetch_optional(&mut *w.tx).await?;
+            let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE id = $1")
+                .bind(device_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
             return Err(match exists {
                 None => Error::DeviceNotFound(device_id.to_owned()),
-                Some(_) => Error::DeviceUserNotFound { device_id: device_id.to_owned(), user_id: user_id.to_owned() },
+                Some(_) => Error::DeviceUserNotFound {
+                    device_id: device_id.to_owned(),
+                    user_id: user_id.to_owned(),
+                },
             });
         }
         let now = now_micros();
-        sqlx::query("UPDATE device_keys SET removed_at = $1 WHERE device_id = $2 AND user_id = $3 AND removed_at IS NULL")
-            .bind(now)
-            .bind(device_id)
-            .bind(user_id)
-            .execute(&mut *w.tx)
-            .await?;
-        Self::insert_event(&mut w.tx, NewEvent { event_type: "device.user.remove", device_id, user_id }, actor, now)
-            .await?;
+        sqlx::query(
+            "UPDATE device_keys SET removed_at = $1 WHERE device_id = $2 AND user_id = $3 AND removed_at IS NULL",
+        )
+        .bind(now)
+        .bind(device_id)
+        .bind(user_id)
+        .execute(&mut *w.tx)
+        .await?;
+        Self::insert_event(
+            &mut w.tx,
+            NewEvent {
+                event_type: "device.user.remove",
+                device_id,
+                user_id,
+            },
+            actor,
+            now,
+        )
+        .await?;
         w.tx.commit().await?;
         Ok(())
     }
@@ -688,19 +800,24 @@ impl Store {
     /// Records an assertion id; false when it was already recorded (a replay).
     pub async fn record_assertion(&self, jti: &str, expires_at: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
-        let inserted = sqlx::query("INSERT INTO assertion_replays (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let inserted =
+            sqlx::query("INSERT INTO assertion_replays (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         Ok(inserted == 1)
     }
 
     /// Forgets assertion ids whose assertions have expired.
     pub async fn prune_assertions(&self, now_unix: i64) -> Result<u64> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM assertion_replays WHERE expires_at < $1").bind(now_unix).execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM assertion_replays WHERE expires_at < $1")
+            .bind(now_unix)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Records posture signals and marks the device seen.
@@ -722,7 +839,12 @@ impl Store {
     }
 
     /// Device events matching `condition`, in id order, after `after_id`.
-    pub async fn list_events(&self, condition: &SqlCondition, after_id: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+    pub async fn list_events(
+        &self,
+        condition: &SqlCondition,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         let mut clauses = Vec::new();
         if !condition.sql.is_empty() {
             clauses.push(condition.sql.clone());
@@ -732,7 +854,11 @@ impl Store {
             values.push(SqlValue::Text(after.to_owned()));
             clauses.push(format!("id > ${}", values.len()));
         }
-        let where_clause = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
         let sql = format!("SELECT * FROM device_events{where_clause} ORDER BY id LIMIT {limit}");
         let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
@@ -753,7 +879,12 @@ impl Store {
             let payload: Vec<u8> = row.try_get("payload")?;
             let id: String = row.try_get("id")?;
             let effect = Effect::decode(&kind, &payload).ok_or_else(|| corrupt("outbox entry", &id))?;
-            entries.push(OutboxEntry { id, effect, request_id: row.try_get("request_id")?, attempts: row.try_get("attempts")? });
+            entries.push(OutboxEntry {
+                id,
+                effect,
+                request_id: row.try_get("request_id")?,
+                attempts: row.try_get("attempts")?,
+            });
         }
         Ok(entries)
     }
@@ -784,7 +915,9 @@ impl Store {
 
     /// Outbox entries not yet delivered.
     pub async fn pending_outbox(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetch_one(&self.pool).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 }

@@ -11,7 +11,11 @@ use tonic::Code;
 const AUDIENCE: &str = "https://login.example.com";
 
 fn verify_request(assertion: String, nonce: &str) -> pb::VerifyDeviceAssertionRequest {
-    pb::VerifyDeviceAssertionRequest { assertion, audience: AUDIENCE.into(), nonce: nonce.into() }
+    pb::VerifyDeviceAssertionRequest {
+        assertion,
+        audience: AUDIENCE.into(),
+        nonce: nonce.into(),
+    }
 }
 
 async fn enrolled(harness: &Harness, key: &AgentKey) -> String {
@@ -56,9 +60,18 @@ async fn a_reused_jti_is_refused() {
     enrolled(&harness, &key).await;
     let mut gateway = harness.gateway().await;
     let token = key.assertion("alice", AUDIENCE, "n", "same-jti");
-    gateway.verify_device_assertion(verify_request(token.clone(), "n")).await.unwrap();
-    let err = gateway.verify_device_assertion(verify_request(token, "n")).await.unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::Unauthenticated, "ASSERTION_REPLAYED"));
+    gateway
+        .verify_device_assertion(verify_request(token.clone(), "n"))
+        .await
+        .unwrap();
+    let err = gateway
+        .verify_device_assertion(verify_request(token, "n"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Unauthenticated, "ASSERTION_REPLAYED")
+    );
 }
 
 #[tokio::test]
@@ -69,24 +82,36 @@ async fn wrong_nonce_audience_signer_or_user_is_refused() {
     let mut gateway = harness.gateway().await;
 
     let err = gateway
-        .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j1"), "other-nonce"))
+        .verify_device_assertion(verify_request(
+            key.assertion("alice", AUDIENCE, "n", "j1"),
+            "other-nonce",
+        ))
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "INVALID_DEVICE_ASSERTION");
 
     let err = gateway
-        .verify_device_assertion(verify_request(key.assertion("alice", "https://evil.example", "n", "j2"), "n"))
+        .verify_device_assertion(verify_request(
+            key.assertion("alice", "https://evil.example", "n", "j2"),
+            "n",
+        ))
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "INVALID_DEVICE_ASSERTION");
 
     // Signed by another key that claims the enrolled kid.
-    let impostor = AgentKey { kid: "k".into(), ..AgentKey::generate("k") };
+    let impostor = AgentKey {
+        kid: "k".into(),
+        ..AgentKey::generate("k")
+    };
     let err = gateway
         .verify_device_assertion(verify_request(impostor.assertion("alice", AUDIENCE, "n", "j3"), "n"))
         .await
         .unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::Unauthenticated, "INVALID_DEVICE_ASSERTION"));
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Unauthenticated, "INVALID_DEVICE_ASSERTION")
+    );
 
     // alice's key speaking for bob.
     let err = gateway
@@ -110,11 +135,18 @@ async fn algorithms_other_than_es256_are_refused() {
     let key = AgentKey::generate("k");
     enrolled(&harness, &key).await;
     let mut gateway = harness.gateway().await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims = serde_json::json!({"sub": "alice", "aud": AUDIENCE, "nonce": "n", "jti": "j", "iat": now, "exp": now + 60});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims =
+        serde_json::json!({"sub": "alice", "aud": AUDIENCE, "nonce": "n", "jti": "j", "iat": now, "exp": now + 60});
     for alg in ["none", "HS256", "RS256", "ES384"] {
         let token = key.sign(&serde_json::json!({"alg": alg, "kid": "k"}), &claims);
-        let err = gateway.verify_device_assertion(verify_request(token, "n")).await.unwrap_err();
+        let err = gateway
+            .verify_device_assertion(verify_request(token, "n"))
+            .await
+            .unwrap_err();
         assert_eq!(reason(&err), "INVALID_DEVICE_ASSERTION", "alg {alg}");
     }
     // An unsigned token ("alg": "none" with an empty signature).
@@ -125,7 +157,10 @@ async fn algorithms_other_than_es256_are_refused() {
         b64.encode(br#"{"alg":"none","kid":"k"}"#),
         b64.encode(serde_json::to_vec(&claims).unwrap())
     );
-    let err = gateway.verify_device_assertion(verify_request(unsigned, "n")).await.unwrap_err();
+    let err = gateway
+        .verify_device_assertion(verify_request(unsigned, "n"))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&err), "INVALID_DEVICE_ASSERTION");
 }
 
@@ -135,12 +170,17 @@ async fn expired_and_future_assertions_are_refused() {
     let key = AgentKey::generate("k");
     enrolled(&harness, &key).await;
     let mut gateway = harness.gateway().await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let header = serde_json::json!({"alg": "ES256", "kid": "k"});
-    let claims = |iat: i64, exp: i64, jti: &str| {
-        serde_json::json!({"sub": "alice", "aud": AUDIENCE, "nonce": "n", "jti": jti, "iat": iat, "exp": exp})
-    };
-    for (iat, exp, jti) in [(now - 600, now - 120, "expired"), (now + 600, now + 660, "future"), (now, now + 3600, "long")] {
+    let claims = |iat: i64, exp: i64, jti: &str| serde_json::json!({"sub": "alice", "aud": AUDIENCE, "nonce": "n", "jti": jti, "iat": iat, "exp": exp});
+    for (iat, exp, jti) in [
+        (now - 600, now - 120, "expired"),
+        (now + 600, now + 660, "future"),
+        (now, now + 3600, "long"),
+    ] {
         let err = gateway
             .verify_device_assertion(verify_request(key.sign(&header, &claims(iat, exp, jti)), "n"))
             .await
@@ -157,34 +197,55 @@ async fn a_suspended_device_is_refused_with_device_suspended_and_a_deactivated_o
     let mut gateway = harness.gateway().await;
     let mut admin = harness.admin().await;
 
-    admin.suspend_device(pb::SuspendDeviceRequest { device_id: id.clone() }).await.unwrap();
+    admin
+        .suspend_device(pb::SuspendDeviceRequest { device_id: id.clone() })
+        .await
+        .unwrap();
     let err = gateway
         .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j1"), "n"))
         .await
         .unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "DEVICE_SUSPENDED"));
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "DEVICE_SUSPENDED")
+    );
 
-    admin.unsuspend_device(pb::UnsuspendDeviceRequest { device_id: id.clone() }).await.unwrap();
+    admin
+        .unsuspend_device(pb::UnsuspendDeviceRequest { device_id: id.clone() })
+        .await
+        .unwrap();
     gateway
         .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j2"), "n"))
         .await
         .expect("unsuspending restores FastPass without user action");
 
-    admin.deactivate_device(pb::DeactivateDeviceRequest { device_id: id.clone() }).await.unwrap();
+    admin
+        .deactivate_device(pb::DeactivateDeviceRequest { device_id: id.clone() })
+        .await
+        .unwrap();
     let err = gateway
         .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j3"), "n"))
         .await
         .unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "DEVICE_DEACTIVATED"));
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "DEVICE_DEACTIVATED")
+    );
 
     // Reactivated, the old key no longer works until the user enrolls again.
-    admin.activate_device(pb::ActivateDeviceRequest { device_id: id.clone() }).await.unwrap();
+    admin
+        .activate_device(pb::ActivateDeviceRequest { device_id: id.clone() })
+        .await
+        .unwrap();
     let err = gateway
         .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j4"), "n"))
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "UNKNOWN_DEVICE_KEY");
-    gateway.register_device(enrollment("alice", "agent-1", &key)).await.unwrap();
+    gateway
+        .register_device(enrollment("alice", "agent-1", &key))
+        .await
+        .unwrap();
     gateway
         .verify_device_assertion(verify_request(key.assertion("alice", AUDIENCE, "n", "j5"), "n"))
         .await
@@ -196,7 +257,13 @@ async fn report_signals_updates_posture_and_last_seen() {
     let harness = Harness::start().await;
     let key = AgentKey::generate("k");
     let id = enrolled(&harness, &key).await;
-    let before = harness.viewer().await.get_device(pb::GetDeviceRequest { device_id: id.clone() }).await.unwrap().into_inner();
+    let before = harness
+        .viewer()
+        .await
+        .get_device(pb::GetDeviceRequest { device_id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let signals = pb::DeviceSignals {
         os_version: "10.0.22631".into(),
@@ -211,14 +278,19 @@ async fn report_signals_updates_posture_and_last_seen() {
     let after = harness
         .gateway()
         .await
-        .report_signals(pb::ReportSignalsRequest { device_id: id.clone(), signals: Some(signals) })
+        .report_signals(pb::ReportSignalsRequest {
+            device_id: id.clone(),
+            signals: Some(signals),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(after.signals.as_ref().unwrap().os_version, "10.0.22631");
     assert_eq!(after.signals.unwrap().wsc.unwrap().av_type, pb::WscHealth::Poor as i32);
-    assert!(after.last_seen_time.unwrap().seconds * 1_000_000_000 + i64::from(after.last_seen_time.unwrap().nanos)
-        > before.last_seen_time.unwrap().seconds * 1_000_000_000 + i64::from(before.last_seen_time.unwrap().nanos));
+    assert!(
+        after.last_seen_time.unwrap().seconds * 1_000_000_000 + i64::from(after.last_seen_time.unwrap().nanos)
+            > before.last_seen_time.unwrap().seconds * 1_000_000_000 + i64::from(before.last_seen_time.unwrap().nanos)
+    );
 
     let err = harness
         .gateway()
@@ -226,7 +298,11 @@ async fn report_signals_updates_posture_and_last_seen() {
         .report_signals(pb::ReportSignalsRequest {
             device_id: id,
             signals: Some(pb::DeviceSignals {
-                zta: Some(pb::ZeroTrustAssessmentSignals { overall: 101, os: 50, sensor_config: 50 }),
+                zta: Some(pb::ZeroTrustAssessmentSignals {
+                    overall: 101,
+                    os: 50,
+                    sensor_config: 50,
+                }),
                 ..Default::default()
             }),
         })

@@ -15,12 +15,18 @@ where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
-    let channel = test_support::channel(harness.addr(), &harness.pki.operator("reflector", Role::Viewer)).await.unwrap();
+    let channel = test_support::channel(harness.addr(), &harness.pki.operator("reflector", Role::Viewer))
+        .await
+        .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
     let mut stream = grpc
-        .streaming(tonic::Request::new(tokio_stream::iter([request])), PathAndQuery::from_static(path), codec)
+        .streaming(
+            tonic::Request::new(tokio_stream::iter([request])),
+            PathAndQuery::from_static(path),
+            codec,
+        )
         .await
         .unwrap()
         .into_inner();
@@ -35,7 +41,9 @@ async fn reflection_v1_lists_the_device_service() {
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         v1::ServerReflectionRequest {
             host: String::new(),
-            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
         },
     )
     .await;
@@ -56,9 +64,11 @@ async fn reflection_v1alpha_describes_the_device_service() {
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         v1alpha::ServerReflectionRequest {
             host: String::new(),
-            message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
-                "portcullis.device.v1.DeviceService".into(),
-            )),
+            message_request: Some(
+                v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                    "portcullis.device.v1.DeviceService".into(),
+                ),
+            ),
         },
     )
     .await;

@@ -66,13 +66,22 @@ mod tests {
     use super::*;
 
     const RULES: &[AccessRule] = &[
-        AccessRule { method: "/p.S/Read", allowed: &[Caller::Operator(Role::Viewer), Caller::Service("gateway")] },
-        AccessRule { method: "/p.S/Write", allowed: &[Caller::Operator(Role::Operator)] },
+        AccessRule {
+            method: "/p.S/Read",
+            allowed: &[Caller::Operator(Role::Viewer), Caller::Service("gateway")],
+        },
+        AccessRule {
+            method: "/p.S/Write",
+            allowed: &[Caller::Operator(Role::Operator)],
+        },
     ];
     const POLICY: AccessPolicy = AccessPolicy::new(RULES);
 
     fn operator(role: Option<Role>) -> Identity {
-        Identity::Operator { name: "alice".into(), role }
+        Identity::Operator {
+            name: "alice".into(),
+            role,
+        }
     }
 
     #[test]
@@ -103,7 +112,10 @@ mod tests {
     #[test]
     fn reflection_and_health_are_open_to_any_authenticated_caller() {
         let nobody = operator(None);
-        assert!(POLICY.allows(&nobody, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+        assert!(POLICY.allows(
+            &nobody,
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        ));
         assert!(POLICY.allows(&nobody, "/grpc.health.v1.Health/Check"));
     }
 }

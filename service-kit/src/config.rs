@@ -31,7 +31,11 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about `key`.
     pub fn new(key: &str, reason: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), env: env_name(key), reason: reason.into() }
+        Self {
+            key: key.to_owned(),
+            env: env_name(key),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -64,16 +68,21 @@ impl Settings {
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     toml::Value::Float(f) => f.to_string(),
-                    other => return Err(ConfigError::new(&key, format!("expected a string, number or boolean, got {}", other.type_str()))),
+                    other => {
+                        return Err(ConfigError::new(
+                            &key,
+                            format!("expected a string, number or boolean, got {}", other.type_str()),
+                        ));
+                    }
                 };
                 values.insert(key, text);
             }
         }
         for (name, value) in env {
-            if let Some(key) = name.strip_prefix(ENV_PREFIX) {
-                if key != "CONFIG" {
-                    values.insert(key.to_ascii_lowercase(), value);
-                }
+            if let Some(key) = name.strip_prefix(ENV_PREFIX)
+                && key != "CONFIG"
+            {
+                values.insert(key.to_ascii_lowercase(), value);
             }
         }
         Ok(Self { values })
@@ -103,7 +112,9 @@ impl Settings {
     {
         match self.raw(key) {
             None => Ok(default),
-            Some(raw) => raw.parse().map_err(|e| ConfigError::new(key, format!("invalid value {raw:?}: {e}"))),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e| ConfigError::new(key, format!("invalid value {raw:?}: {e}"))),
         }
     }
 
@@ -114,7 +125,9 @@ impl Settings {
     {
         match self.raw(key) {
             None => Err(ConfigError::new(key, "is required")),
-            Some(raw) => raw.parse().map_err(|e| ConfigError::new(key, format!("invalid value {raw:?}: {e}"))),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e| ConfigError::new(key, format!("invalid value {raw:?}: {e}"))),
         }
     }
 
@@ -168,11 +181,20 @@ impl ServerConfig {
         };
         let trust_domain: String = settings.get_or("trust_domain", DEFAULT_TRUST_DOMAIN.to_owned())?;
         if trust_domain.is_empty() || trust_domain.contains('/') {
-            return Err(ConfigError::new("trust_domain", "must be a host name such as portcullis.local"));
+            return Err(ConfigError::new(
+                "trust_domain",
+                "must be a host name such as portcullis.local",
+            ));
         }
         let database_url: String = settings.require("database_url")?;
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new("database_url", "must start with sqlite:, postgres:// or postgresql://"));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
         }
         let request_timeout = settings.duration_ms_or("request_timeout_ms", Duration::from_secs(10))?;
         let concurrency_limit: usize = settings.get_or("concurrency_limit", 1024)?;
@@ -180,7 +202,16 @@ impl ServerConfig {
             return Err(ConfigError::new("concurrency_limit", "must be greater than zero"));
         }
         let log_json = settings.get_or("log_json", false)?;
-        Ok(Self { listen, admin_listen, tls, trust_domain, database_url, request_timeout, concurrency_limit, log_json })
+        Ok(Self {
+            listen,
+            admin_listen,
+            tls,
+            trust_domain,
+            database_url,
+            request_timeout,
+            concurrency_limit,
+            log_json,
+        })
     }
 }
 
@@ -242,6 +273,9 @@ mod tests {
         let mut vars = complete();
         vars.push(("PORTCULLIS_DATABASE_URL".into(), "mysql://x".into()));
         let settings = Settings::from_sources(None, vars).unwrap();
-        assert_eq!(ServerConfig::from_settings(&settings, LISTEN, ADMIN).unwrap_err().key, "database_url");
+        assert_eq!(
+            ServerConfig::from_settings(&settings, LISTEN, ADMIN).unwrap_err().key,
+            "database_url"
+        );
     }
 }

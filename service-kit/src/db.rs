@@ -81,6 +81,19 @@ pub async fn connect(url: &str, max_connections: u32, migrations: Migrations) ->
         Backend::Sqlite => migrations.sqlite,
         Backend::Postgres => migrations.postgres,
     };
-    migrator.run(&pool).await.map_err(DbError::Migrate)?;
+    // Replicas starting together: PostgreSQL serialises them with an advisory lock; SQLite has
+    // none, so a process that loses the race sees "already applied" and succeeds on a retry.
+    let mut attempt = 0;
+    loop {
+        match migrator.run(&pool).await {
+            Ok(()) => break,
+            Err(e) if attempt < 3 => {
+                attempt += 1;
+                tracing::info!(error = %e, attempt, "migration raced another process; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => return Err(DbError::Migrate(e)),
+        }
+    }
     Ok(Database { pool, backend })
 }

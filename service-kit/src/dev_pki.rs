@@ -52,7 +52,9 @@ pub struct DevCa {
 
 impl std::fmt::Debug for DevCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevCa").field("trust_domain", &self.trust_domain).finish_non_exhaustive()
+        f.debug_struct("DevCa")
+            .field("trust_domain", &self.trust_domain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,17 +68,28 @@ impl DevCa {
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::OrganizationName, "Portcullis");
-        name.push(DnType::CommonName, format!("Portcullis development service CA ({trust_domain})"));
+        name.push(
+            DnType::CommonName,
+            format!("Portcullis development service CA ({trust_domain})"),
+        );
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         // The CA constrains itself to SPIFFE ids of its trust domain would be ideal, but URI name
         // constraints are poorly supported by verifiers; the access rules check the domain instead.
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
-        Ok(Self { trust_domain: trust_domain.to_owned(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
+        Ok(Self {
+            trust_domain: trust_domain.to_owned(),
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// Loads the CA from `dir`, or makes one there on first use.
@@ -87,7 +100,11 @@ impl DevCa {
             let cert_pem = read(&cert_path)?;
             let key = KeyPair::from_pem(&read(&key_path)?)?;
             let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-            return Ok(Self { trust_domain: trust_domain.to_owned(), cert_pem, issuer });
+            return Ok(Self {
+                trust_domain: trust_domain.to_owned(),
+                cert_pem,
+                issuer,
+            });
         }
         let ca = Self::generate(trust_domain)?;
         write(&cert_path, &ca.cert_pem, false)?;
@@ -116,11 +133,18 @@ impl DevCa {
 
     /// A client certificate for operator `name` holding `role`.
     pub fn issue_operator(&self, name: &str, role: Role) -> Result<IssuedCertificate, DevPkiError> {
-        let sans = vec![SanType::URI(format!("spiffe://{}/operator/{name}", self.trust_domain).try_into()?)];
+        let sans = vec![SanType::URI(
+            format!("spiffe://{}/operator/{name}", self.trust_domain).try_into()?,
+        )];
         self.issue(name, Some(role), sans)
     }
 
-    fn issue(&self, common_name: &str, role: Option<Role>, sans: Vec<SanType>) -> Result<IssuedCertificate, DevPkiError> {
+    fn issue(
+        &self,
+        common_name: &str,
+        role: Option<Role>,
+        sans: Vec<SanType>,
+    ) -> Result<IssuedCertificate, DevPkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
@@ -141,7 +165,10 @@ impl DevCa {
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(365);
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(IssuedCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// Loads `<dir>/<stem>.pem` and `.key`, or issues them with `issue` and writes them.
@@ -151,7 +178,11 @@ impl DevCa {
         stem: &str,
         issue: impl FnOnce(&Self) -> Result<IssuedCertificate, DevPkiError>,
     ) -> Result<TlsFiles, DevPkiError> {
-        let files = TlsFiles { ca: dir.join(CA_FILE), cert: dir.join(format!("{stem}.pem")), key: dir.join(format!("{stem}.key")) };
+        let files = TlsFiles {
+            ca: dir.join(CA_FILE),
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+        };
         if !(files.cert.exists() && files.key.exists()) {
             let issued = issue(self)?;
             write(&files.cert, &issued.cert_pem, false)?;
@@ -169,11 +200,17 @@ impl IssuedCertificate {
 }
 
 fn read(path: &Path) -> Result<String, DevPkiError> {
-    std::fs::read_to_string(path).map_err(|source| DevPkiError::Io { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| DevPkiError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write(path: &Path, contents: &str, private: bool) -> Result<(), DevPkiError> {
-    let io = |source| DevPkiError::Io { path: path.to_owned(), source };
+    let io = |source| DevPkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }

@@ -24,7 +24,10 @@ pub struct GuardLayer {
 impl GuardLayer {
     /// A guard enforcing `policy` for callers in `trust_domain`.
     pub fn new(policy: AccessPolicy, trust_domain: &str) -> Self {
-        Self { policy, trust_domain: trust_domain.into() }
+        Self {
+            policy,
+            trust_domain: trust_domain.into(),
+        }
     }
 }
 
@@ -32,7 +35,11 @@ impl<S> Layer<S> for GuardLayer {
     type Service = Guard<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Guard { inner, policy: self.policy, trust_domain: self.trust_domain.clone() }
+        Guard {
+            inner,
+            policy: self.policy,
+            trust_domain: self.trust_domain.clone(),
+        }
     }
 }
 
@@ -87,7 +94,9 @@ fn peer_identity(request: &http::Request<Body>, trust_domain: &str) -> Result<Id
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(|info| info.peer_certs())
         .ok_or_else(|| "a client certificate is required".to_owned())?;
-    let leaf = certs.first().ok_or_else(|| "a client certificate is required".to_owned())?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| "a client certificate is required".to_owned())?;
     identity_from_certificate(leaf, trust_domain).map_err(|e| e.to_string())
 }
 

@@ -103,10 +103,10 @@ pub fn identity_from_certificate(der: &[u8], trust_domain: &str) -> Result<Ident
     let mut spiffe_ids = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
-            if let GeneralName::URI(uri) = name {
-                if uri.starts_with("spiffe://") {
-                    spiffe_ids.push(*uri);
-                }
+            if let GeneralName::URI(uri) = name
+                && uri.starts_with("spiffe://")
+            {
+                spiffe_ids.push(*uri);
             }
         }
     }
@@ -132,7 +132,10 @@ pub fn identity_from_certificate(der: &[u8], trust_domain: &str) -> Result<Ident
                 .filter_map(|o| o.as_str().ok())
                 .filter_map(Role::parse)
                 .max();
-            Ok(Identity::Operator { name: name.to_owned(), role })
+            Ok(Identity::Operator {
+                name: name.to_owned(),
+                role,
+            })
         }
         _ => Err(IdentityError::UnknownKind(spiffe_id.to_owned())),
     }

@@ -39,10 +39,10 @@ pub fn new_request_id() -> Arc<str> {
 
 /// Client interceptor that forwards the current request id to the callee.
 pub fn propagate_request_id(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    if let Some(id) = current_request_id() {
-        if let Ok(value) = id.parse() {
-            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
-        }
+    if let Some(id) = current_request_id()
+        && let Ok(value) = id.parse()
+    {
+        request.metadata_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(request)
 }
@@ -75,13 +75,21 @@ impl Metrics {
             // 100 µs to ~6.5 s.
             Histogram::new(exponential_buckets(0.0001, 2.0, 17))
         });
-        registry.register("grpc_server_handled", "gRPC calls completed, by method and status code", requests.clone());
+        registry.register(
+            "grpc_server_handled",
+            "gRPC calls completed, by method and status code",
+            requests.clone(),
+        );
         registry.register(
             "grpc_server_handling_seconds",
             "Time from request to response headers, by method",
             latency.clone(),
         );
-        Arc::new(Self { registry, requests, latency })
+        Arc::new(Self {
+            registry,
+            requests,
+            latency,
+        })
     }
 
     /// The metrics in the Prometheus text exposition format.
@@ -93,8 +101,17 @@ impl Metrics {
     }
 
     fn record(&self, method: &str, code: &str, seconds: f64) {
-        self.requests.get_or_create(&CallLabels { method: method.to_owned(), code: code.to_owned() }).inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_owned() }).observe(seconds);
+        self.requests
+            .get_or_create(&CallLabels {
+                method: method.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels {
+                method: method.to_owned(),
+            })
+            .observe(seconds);
     }
 }
 
@@ -116,7 +133,10 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, metrics: self.metrics.clone() }
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -208,6 +228,12 @@ fn code_name(code: tonic::Code) -> &'static str {
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -21,7 +21,9 @@ impl std::fmt::Debug for PageTokens {
 impl PageTokens {
     /// Tokens sealed with `secret`. Replicas that share a secret accept each other's tokens.
     pub fn new(secret: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
     }
 
     /// A token for `cursor`, bound to `scope` (the filter, say) so it cannot be replayed with

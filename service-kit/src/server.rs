@@ -62,7 +62,11 @@ pub enum ServeError {
 
 /// Serves `routes` until `shutdown` resolves, then reports NOT_SERVING, stops accepting and lets
 /// in-flight calls finish (up to a grace period).
-pub async fn serve(options: ServeOptions, routes: Routes, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    options: ServeOptions,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let ServeOptions {
         service_names,
         listener,
@@ -78,16 +82,16 @@ pub async fn serve(options: ServeOptions, routes: Routes, shutdown: impl Future<
     let (health, health_service) = tonic_health::server::health_reporter();
     set_all(&health, service_names, ServingStatus::Serving).await;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        ?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        ?;
+    // Reflection describes our services, health, and the google.rpc error details, so grpcurl
+    // can decode the ErrorInfo and BadRequest attached to errors.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(portcullis_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let routes = routes
         .add_service(health_service.clone())
         .add_service(reflection_v1)
@@ -104,9 +108,14 @@ pub async fn serve(options: ServeOptions, routes: Routes, shutdown: impl Future<
         .layer(GuardLayer::new(policy, &trust_domain));
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = tokio::spawn(crate::admin::serve_admin(admin_listener, health_service, metrics, async {
-        let _ = admin_stopped.await;
-    }));
+    let admin = tokio::spawn(crate::admin::serve_admin(
+        admin_listener,
+        health_service,
+        metrics,
+        async {
+            let _ = admin_stopped.await;
+        },
+    ));
 
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let health_on_shutdown = health.clone();

@@ -40,7 +40,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// Not yet triggered.
     pub fn new() -> Self {
-        Self { sender: std::sync::Arc::new(watch::channel(false).0) }
+        Self {
+            sender: std::sync::Arc::new(watch::channel(false).0),
+        }
     }
 
     /// Asks everything waiting on [`Shutdown::triggered`] to stop.

@@ -42,18 +42,29 @@ pub struct TlsLoadError {
 }
 
 fn read(path: &Path) -> Result<String, TlsLoadError> {
-    std::fs::read_to_string(path).map_err(|source| TlsLoadError { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| TlsLoadError {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl TlsMaterial {
     /// From PEM text.
     pub fn from_pem(ca_pem: impl Into<String>, cert_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
-        Self { ca_pem: ca_pem.into(), cert_pem: cert_pem.into(), key_pem: key_pem.into() }
+        Self {
+            ca_pem: ca_pem.into(),
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        }
     }
 
     /// Reads the three files.
     pub fn load(files: &TlsFiles) -> Result<Self, TlsLoadError> {
-        Ok(Self { ca_pem: read(&files.ca)?, cert_pem: read(&files.cert)?, key_pem: read(&files.key)? })
+        Ok(Self {
+            ca_pem: read(&files.ca)?,
+            cert_pem: read(&files.cert)?,
+            key_pem: read(&files.key)?,
+        })
     }
 
     /// Server side: present our certificate and require a client certificate from the CA.

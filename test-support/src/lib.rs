@@ -64,7 +64,9 @@ impl TestPki {
 
     /// Certificate files for service `name` (written once).
     pub fn service_files(&self, name: &str) -> TlsFiles {
-        self.ca.load_or_issue(self.dir.path(), name, |ca| ca.issue_service(name, &[])).unwrap()
+        self.ca
+            .load_or_issue(self.dir.path(), name, |ca| ca.issue_service(name, &[]))
+            .unwrap()
     }
 
     /// TLS material for service `name`.
@@ -121,10 +123,15 @@ impl TestDatabase {
     pub async fn postgres(admin_url: &str) -> Self {
         sqlx::any::install_default_drivers();
         let name = format!("pc_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await.unwrap();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url)
+            .await
+            .unwrap();
         conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
         let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
-        Self { url: format!("{base}/{name}"), _dir: None }
+        Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        }
     }
 
     /// Whether this is PostgreSQL.

@@ -50,7 +50,13 @@ impl Harness {
     pub async fn start_with_receivers(session_url: Option<String>, pki_url: Option<String>) -> Self {
         let pki = TestPki::new();
         let db = TestDatabase::new().await;
-        let mut harness = Self { pki, db, svc: None, session_url, pki_url };
+        let mut harness = Self {
+            pki,
+            db,
+            svc: None,
+            session_url,
+            pki_url,
+        };
         harness.start_svc().await;
         harness
     }
@@ -82,8 +88,18 @@ impl Harness {
         let addr = listener.local_addr().unwrap();
         let admin_addr = admin_listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(device_svc::serve_on(self.config(), listener, admin_listener, shutdown.clone()));
-        self.svc = Some(DeviceSvc { addr, admin_addr, shutdown, task });
+        let task = tokio::spawn(device_svc::serve_on(
+            self.config(),
+            listener,
+            admin_listener,
+            shutdown.clone(),
+        ));
+        self.svc = Some(DeviceSvc {
+            addr,
+            admin_addr,
+            shutdown,
+            task,
+        });
         // Ready when a call gets through (migrations run before serving).
         let client = self.operator(Role::Viewer).await;
         for _ in 0..200 {
@@ -118,7 +134,8 @@ impl Harness {
 
     /// A client for an operator with `role`.
     pub async fn operator(&self, role: Role) -> DeviceServiceClient<Channel> {
-        self.client_with(&self.pki.operator(&format!("test-{}", role.as_str()), role)).await
+        self.client_with(&self.pki.operator(&format!("test-{}", role.as_str()), role))
+            .await
     }
 
     /// A client for service `name` (`gateway`, …).
@@ -148,7 +165,10 @@ pub struct AgentKey {
 impl AgentKey {
     pub fn generate(kid: &str) -> Self {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        Self { kid: kid.to_owned(), pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap() }
+        Self {
+            kid: kid.to_owned(),
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
+        }
     }
 
     /// The public key as a proto `DeviceKey`.
@@ -173,8 +193,11 @@ impl AgentKey {
     pub fn sign(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let signing_input =
-            format!("{}.{}", b64.encode(serde_json::to_vec(header).unwrap()), b64.encode(serde_json::to_vec(claims).unwrap()));
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(serde_json::to_vec(header).unwrap()),
+            b64.encode(serde_json::to_vec(claims).unwrap())
+        );
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let signature = self.pair.sign(&rng, signing_input.as_bytes()).unwrap();
         format!("{signing_input}.{}", b64.encode(signature.as_ref()))
@@ -182,7 +205,10 @@ impl AgentKey {
 
     /// A valid FastPass response for `user_id`.
     pub fn assertion(&self, user_id: &str, audience: &str, nonce: &str, jti: &str) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         self.sign(
             &serde_json::json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"}),
             &serde_json::json!({
@@ -224,7 +250,11 @@ pub fn enrollment(user_id: &str, app_instance_id: &str, key: &AgentKey) -> pb::R
 /// The `ErrorInfo.reason` of a status, or "" when it has none.
 pub fn reason(status: &Status) -> String {
     use tonic_types::StatusExt;
-    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
 }
 
 /// The field named by a status's `BadRequest`, or "".
@@ -242,6 +272,17 @@ pub fn bad_field(status: &Status) -> String {
 pub struct Received {
     pub revoke_sessions: Vec<session::RevokeSessionsRequest>,
     pub revoke_certificates: Vec<pki::RevokeCertificateRequest>,
+    /// The `x-request-id` each call carried.
+    pub request_ids: Vec<String>,
+}
+
+fn request_id<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A real mTLS gRPC server standing in for session-svc and pki-svc until they exist: it
@@ -257,7 +298,9 @@ impl SessionService for Receiver {
         &self,
         request: Request<session::RevokeSessionsRequest>,
     ) -> Result<Response<session::RevokeSessionsResponse>, Status> {
-        self.received.lock().unwrap().revoke_sessions.push(request.into_inner());
+        let mut received = self.received.lock().unwrap();
+        received.request_ids.push(request_id(&request));
+        received.revoke_sessions.push(request.into_inner());
         Ok(Response::new(session::RevokeSessionsResponse { revoked_count: 1 }))
     }
 }
@@ -268,8 +311,14 @@ impl PkiService for Receiver {
         &self,
         request: Request<pki::RevokeCertificateRequest>,
     ) -> Result<Response<pki::RevokeCertificateResponse>, Status> {
-        self.received.lock().unwrap().revoke_certificates.push(request.into_inner());
-        Ok(Response::new(pki::RevokeCertificateResponse { revoked_serial_numbers: vec![] }))
+        self.received
+            .lock()
+            .unwrap()
+            .revoke_certificates
+            .push(request.into_inner());
+        Ok(Response::new(pki::RevokeCertificateResponse {
+            revoked_serial_numbers: vec![],
+        }))
     }
 }
 
@@ -299,7 +348,11 @@ impl Receiver {
                 .await
                 .unwrap();
         });
-        RunningReceiver { addr, stop: Some(stop), task }
+        RunningReceiver {
+            addr,
+            stop: Some(stop),
+            task,
+        }
     }
 }
 

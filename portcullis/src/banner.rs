@@ -1,0 +1,103 @@
+//! What `portcullis up` prints once the suite is serving: addresses, files, and grpcurl commands
+//! ready to paste.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::data_dir::{ADMIN_OPERATOR, DataDir, VIEWER_OPERATOR};
+use crate::suite::{DEVICE_SVC, Member, PortBase};
+
+/// The banner's last line; scripts and tests wait for it.
+pub const READY_LINE: &str = "Press Ctrl-C to stop.";
+
+/// The banner for the `running` members.
+pub fn render(data: &DataDir, base: PortBase, running: &[Member]) -> String {
+    let mut out = String::from("Portcullis is up.\n\n");
+    // Writing into a String cannot fail, here and below.
+    for member in running {
+        let ports = member.ports(base);
+        let _ = writeln!(
+            out,
+            "  {:<12} gRPC (mTLS) {}   admin (health, metrics) {}",
+            member.name, ports.grpc, ports.admin
+        );
+    }
+    let _ = writeln!(out, "  {:<12} {}", "data dir", data.root().display());
+    let _ = writeln!(out, "  {:<12} {}", "service CA", data.ca().display());
+
+    let device = DEVICE_SVC.ports(base);
+    let grpc = format!("localhost:{}", device.grpc.port());
+    let admin = format!("localhost:{}", device.admin.port());
+    let as_admin = credentials(data, ADMIN_OPERATOR);
+    let as_viewer = credentials(data, VIEWER_OPERATOR);
+    let service = device_svc::SERVICE_NAME;
+    let health_protoset = shell_quote(data.health_protoset());
+
+    let _ = write!(
+        out,
+        "
+Try it with grpcurl as the admin operator:
+
+  grpcurl {as_admin} {grpc} list
+  grpcurl {as_admin} {grpc} describe {service}
+  grpcurl {as_admin} {grpc} {service}/ListDevices
+
+The viewer operator may read but not change anything; this is refused with PermissionDenied:
+
+  grpcurl {as_viewer} -d '{{\"device_id\": \"any\"}}' {grpc} {service}/SuspendDevice
+
+Health and metrics are on the plaintext admin port (it serves no reflection, so grpcurl reads
+the health service from a protoset):
+
+  grpcurl -plaintext -protoset {health_protoset} {admin} grpc.health.v1.Health/Check
+  curl http://{admin}/metrics
+
+{READY_LINE}
+"
+    );
+    out
+}
+
+/// `-cacert … -cert … -key …` for the certificate with stem `stem`.
+fn credentials(data: &DataDir, stem: &str) -> String {
+    let files = data.tls(stem);
+    format!(
+        "-cacert {} -cert {} -key {}",
+        shell_quote(&files.ca),
+        shell_quote(&files.cert),
+        shell_quote(&files.key)
+    )
+}
+
+/// `path` as one shell word, quoted only when it needs to be, so commands paste as they are.
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_stay_as_they_are() {
+        assert_eq!(
+            shell_quote(Path::new("/srv/portcullis-data/pki/service-ca.pem")),
+            "/srv/portcullis-data/pki/service-ca.pem"
+        );
+    }
+
+    #[test]
+    fn paths_with_spaces_or_quotes_become_one_shell_word() {
+        assert_eq!(
+            shell_quote(Path::new("/home/me/my data/ca.pem")),
+            "'/home/me/my data/ca.pem'"
+        );
+        assert_eq!(shell_quote(Path::new("/it's")), r"'/it'\''s'");
+    }
+}

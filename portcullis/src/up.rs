@@ -1,0 +1,291 @@
+//! `portcullis up`: prepares the data directory, starts every service of the suite on its
+//! planned ports, prints the banner once all serve, and stops them all on Ctrl-C or SIGTERM.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use device_svc::config::DeviceConfig;
+use service_kit::config::{ConfigError, Settings};
+use service_kit::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tokio::task::{Id, JoinSet};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::banner;
+use crate::cli::UpOptions;
+use crate::data_dir::{DataDir, DataDirError};
+use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC};
+
+/// How long the suite may take to serve, migrations included, before `up` gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often readiness is checked meanwhile.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why `up` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The data directory could not be prepared.
+    #[error("cannot prepare the data dir: {0}")]
+    DataDir(#[from] DataDirError),
+    /// A service's settings were refused.
+    #[error("{service}: bad configuration: {source}")]
+    Config {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// A port could not be bound.
+    #[error(
+        "{service} cannot listen on {addr}: {source}; is another `portcullis up` running? \
+         --port-base chooses other ports"
+    )]
+    Bind {
+        /// The service.
+        service: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A service stopped with an error.
+    #[error("{service} stopped: {source}")]
+    Service {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// A service stopped although nobody asked it to.
+    #[error("{0} stopped unexpectedly")]
+    StoppedUnexpectedly(&'static str),
+    /// A service's task panicked.
+    #[error("{service} crashed: {source}")]
+    Crashed {
+        /// The service.
+        service: &'static str,
+        /// The panic.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A service did not report SERVING on its admin port in time.
+    #[error("{service} did not report SERVING on {admin} within {} s", READY_TIMEOUT.as_secs())]
+    NotReady {
+        /// The service.
+        service: &'static str,
+        /// Its admin address.
+        admin: SocketAddr,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs `up` to completion: 0 after a requested stop, 1 when anything failed.
+pub fn main(options: UpOptions) -> ExitCode {
+    service_kit::observe::init_tracing(false);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(UpError::Runtime)
+        .and_then(|runtime| runtime.block_on(up(options)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The running services, by task, so a crash can be named.
+struct Suite {
+    tasks: JoinSet<(&'static str, Result<(), BoxError>)>,
+    names: HashMap<Id, &'static str>,
+    running: Vec<Member>,
+}
+
+impl Suite {
+    fn spawn<E>(&mut self, member: Member, serve: impl Future<Output = Result<(), E>> + Send + 'static)
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        let handle = self
+            .tasks
+            .spawn(async move { (member.name, serve.await.map_err(BoxError::from)) });
+        self.names.insert(handle.id(), member.name);
+        self.running.push(member);
+    }
+}
+
+async fn up(options: UpOptions) -> Result<(), UpError> {
+    let UpOptions { data_dir, port_base } = options;
+    // Listen for Ctrl-C first, so a stop requested during start-up still ends in a clean exit.
+    let shutdown = Shutdown::new();
+    shutdown.on_signal();
+    let data = DataDir::prepare(&data_dir)?;
+    // Every configuration is checked before any port is bound, and every port is bound before any
+    // service starts, so a failure leaves nothing half-started behind.
+    let device_config = device_config(&data, port_base)?;
+    let (device_listener, device_admin_listener) = bind(DEVICE_SVC, port_base).await?;
+
+    let mut suite = Suite {
+        tasks: JoinSet::new(),
+        names: HashMap::new(),
+        running: Vec::new(),
+    };
+    suite.spawn(
+        DEVICE_SVC,
+        device_svc::serve_on(device_config, device_listener, device_admin_listener, shutdown.clone()),
+    );
+
+    supervise(suite, &data, port_base, &shutdown).await
+}
+
+/// device-svc's settings: its ports and files from the plan and the data directory, and the
+/// session-svc and pki-svc it sends revocations to (queued until those run).
+///
+/// The process environment is not read: `up` is meant to run the same everywhere.
+fn device_config(data: &DataDir, base: PortBase) -> Result<DeviceConfig, UpError> {
+    let ports = DEVICE_SVC.ports(base);
+    let tls = data.tls(DEVICE_SVC.name);
+    let mut settings = Settings::default();
+    settings
+        .set("listen", ports.grpc.to_string())
+        .set("admin_listen", ports.admin.to_string())
+        .set("tls_ca", tls.ca.display().to_string())
+        .set("tls_cert", tls.cert.display().to_string())
+        .set("tls_key", tls.key.display().to_string())
+        .set("database_url", data.database_url(DEVICE_SVC.name))
+        .set("page_token_secret", data.page_token_secret())
+        .set("session_svc_url", SESSION_SVC.url(base))
+        .set("pki_svc_url", PKI_SVC.url(base));
+    DeviceConfig::from_settings(&settings).map_err(|source| UpError::Config {
+        service: DEVICE_SVC.name,
+        source,
+    })
+}
+
+/// Binds `member`'s gRPC and admin listeners.
+async fn bind(member: Member, base: PortBase) -> Result<(TcpListener, TcpListener), UpError> {
+    let ports = member.ports(base);
+    let bind = |addr| async move {
+        TcpListener::bind(addr).await.map_err(|source| UpError::Bind {
+            service: member.name,
+            addr,
+            source,
+        })
+    };
+    Ok((bind(ports.grpc).await?, bind(ports.admin).await?))
+}
+
+/// Prints the banner once every service serves, then waits for all of them to stop. The first
+/// service to fail stops the others, and its error is returned.
+async fn supervise(mut suite: Suite, data: &DataDir, base: PortBase, shutdown: &Shutdown) -> Result<(), UpError> {
+    let ready = wait_until_serving(&suite.running, base);
+    tokio::pin!(ready);
+    let stopping = shutdown.triggered();
+    tokio::pin!(stopping);
+    let mut waiting_for_ready = true;
+    let mut stop_requested = false;
+    let mut failure: Option<UpError> = None;
+    loop {
+        tokio::select! {
+            // Biased so a stop request is seen before the services it stops.
+            biased;
+            () = &mut stopping, if !stop_requested => {
+                stop_requested = true;
+                waiting_for_ready = false;
+            }
+            joined = suite.tasks.join_next_with_id() => {
+                let Some(joined) = joined else { break };
+                // However it ended, a service that stops before the suite is ready means it
+                // never will be.
+                waiting_for_ready = false;
+                let error = match joined {
+                    Ok((_, (service, Ok(())))) => {
+                        tracing::info!(service, "stopped");
+                        (!stop_requested).then_some(UpError::StoppedUnexpectedly(service))
+                    }
+                    Ok((_, (service, Err(source)))) => Some(UpError::Service { service, source }),
+                    Err(source) => {
+                        let service = suite.names.get(&source.id()).copied().unwrap_or("a service");
+                        Some(UpError::Crashed { service, source })
+                    }
+                };
+                if let Some(error) = error {
+                    tracing::error!(error = %error, "stopping the suite");
+                    failure.get_or_insert(error);
+                    shutdown.trigger();
+                }
+            }
+            result = &mut ready, if waiting_for_ready => {
+                waiting_for_ready = false;
+                match result {
+                    Ok(()) => print!("{}", banner::render(data, base, &suite.running)),
+                    Err(error) => {
+                        tracing::error!(error = %error, "stopping the suite");
+                        failure.get_or_insert(error);
+                        shutdown.trigger();
+                    }
+                }
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => {
+            tracing::info!("all services stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves once every member reports SERVING over grpc.health.v1 on its admin port, which
+/// happens after its database is migrated.
+async fn wait_until_serving(members: &[Member], base: PortBase) -> Result<(), UpError> {
+    for member in members {
+        let admin = member.ports(base).admin;
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        while !is_serving(admin).await {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(UpError::NotReady {
+                    service: member.name,
+                    admin,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+    Ok(())
+}
+
+async fn is_serving(admin: SocketAddr) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{admin}")) else {
+        return false;
+    };
+    let endpoint = endpoint
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(1));
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    // The overall status (""): SERVING once every service in the process serves.
+    match HealthClient::new(channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+    {
+        Ok(response) => response.get_ref().status == ServingStatus::Serving as i32,
+        Err(_) => false,
+    }
+}
