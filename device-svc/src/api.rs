@@ -164,6 +164,18 @@ impl DeviceApi {
             .ok_or(Error::InvalidPageToken)
     }
 
+    /// Trims a page fetched with one extra row to `limit`; the extra row's presence means there
+    /// is a next page, which continues after the last row kept.
+    fn next_page_token<T>(&self, scope: &str, rows: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> String {
+        if rows.len() <= limit {
+            return String::new();
+        }
+        rows.truncate(limit);
+        rows.last()
+            .map(|row| self.page_tokens.seal(scope, id(row)))
+            .unwrap_or_default()
+    }
+
     async fn lifecycle(&self, request: Request<String>, action: Action) -> Result<pb::Device> {
         let actor = self.actor(&request);
         let id = request.into_inner();
@@ -298,15 +310,7 @@ impl DeviceService for DeviceApi {
                 expand == pb::DeviceExpand::Users,
             )
             .await?;
-        let next_page_token = if devices.len() > limit {
-            devices.truncate(limit);
-            devices
-                .last()
-                .map(|d| self.page_tokens.seal(&scope, &d.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = self.next_page_token(&scope, &mut devices, limit, |d| &d.id);
         Ok(Response::new(pb::ListDevicesResponse {
             devices: devices.iter().map(Into::into).collect(),
             next_page_token,
@@ -427,15 +431,7 @@ impl DeviceService for DeviceApi {
         let scope = format!("events\0{filter}");
         let after = self.cursor(&scope, &page_token)?;
         let mut events = self.store.list_events(&condition, after.as_deref(), limit + 1).await?;
-        let next_page_token = if events.len() > limit {
-            events.truncate(limit);
-            events
-                .last()
-                .map(|e| self.page_tokens.seal(&scope, &e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = self.next_page_token(&scope, &mut events, limit, |e| &e.id);
         Ok(Response::new(pb::ListDeviceEventsResponse {
             events: events.into_iter().map(event_to_proto).collect(),
             next_page_token,

@@ -239,6 +239,35 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
     })
 }
 
+/// A page of `table` in id order: rows matching `condition` after `after_id` (keyset
+/// pagination: rows inserted meanwhile never shift the page), at most `limit`.
+fn keyset_page(
+    columns: &str,
+    table: &str,
+    condition: &SqlCondition,
+    after_id: Option<&str>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut clauses = Vec::new();
+    if !condition.sql.is_empty() {
+        clauses.push(condition.sql.clone());
+    }
+    let mut values = condition.values.clone();
+    if let Some(after) = after_id {
+        values.push(SqlValue::Text(after.to_owned()));
+        clauses.push(format!("id > ${}", values.len()));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (
+        format!("SELECT {columns} FROM {table}{where_clause} ORDER BY id LIMIT {limit}"),
+        values,
+    )
+}
+
 /// `$first, $first+1, …` for `count` values.
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
@@ -581,21 +610,7 @@ impl Store {
         limit: usize,
         with_users: bool,
     ) -> Result<Vec<Device>> {
-        let mut clauses = Vec::new();
-        if !condition.sql.is_empty() {
-            clauses.push(condition.sql.clone());
-        }
-        let mut values = condition.values.clone();
-        if let Some(after) = after_id {
-            values.push(SqlValue::Text(after.to_owned()));
-            clauses.push(format!("id > ${}", values.len()));
-        }
-        let where_clause = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices{where_clause} ORDER BY id LIMIT {limit}");
+        let (sql, values) = keyset_page(DEVICE_COLUMNS, "devices", condition, after_id, limit);
         let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
         let mut devices = rows.iter().map(device_from_row).collect::<Result<Vec<_>>>()?;
         self.attach(&mut devices, with_users).await?;
@@ -845,21 +860,7 @@ impl Store {
         after_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let mut clauses = Vec::new();
-        if !condition.sql.is_empty() {
-            clauses.push(condition.sql.clone());
-        }
-        let mut values = condition.values.clone();
-        if let Some(after) = after_id {
-            values.push(SqlValue::Text(after.to_owned()));
-            clauses.push(format!("id > ${}", values.len()));
-        }
-        let where_clause = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!("SELECT * FROM device_events{where_clause} ORDER BY id LIMIT {limit}");
+        let (sql, values) = keyset_page("*", "device_events", condition, after_id, limit);
         let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
