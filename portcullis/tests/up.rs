@@ -231,10 +231,13 @@ async fn up_serves_device_svc_over_mtls_and_keeps_its_data_across_a_restart() {
         "{}",
         up.banner
     );
+    let protoset = data_dir.join("grpc-health.protoset");
     assert!(up.banner.contains(&format!(
-        "grpcurl -plaintext localhost:{} grpc.health.v1.Health/Check",
+        "grpcurl -plaintext -protoset {} localhost:{} grpc.health.v1.Health/Check",
+        protoset.display(),
         base + 2
     )));
+    assert!(std::fs::metadata(&protoset).unwrap().len() > 0, "the health protoset is written");
     assert!(data_dir.join("device-svc.db").exists());
     for stem in [
         "device-svc",
