@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
     "portcullis/device/v1/device.proto",
+    "portcullis/session/v1/directory.proto",
     "portcullis/session/v1/session.proto",
     "portcullis/pki/v1/pki.proto",
 ];

@@ -4,22 +4,19 @@ use portcullis_proto::device::v1 as pb;
 use portcullis_proto::device::v1::device_service_server::DeviceService;
 use service_kit::guard::caller;
 use service_kit::observe::current_request_id;
-use service_kit::page_token::PageTokens;
+use service_kit::page_token::{self, PageTokens};
 use tonic::{Request, Response, Status};
 
 use crate::assertion::{self, Expectations, PublicKey};
 use crate::device::DeviceStatus;
 use crate::enrollment::{Enrollment, identifier};
 use crate::error::{Error, Result};
-use crate::filter::{Field, FieldKind, SqlCondition, compile_filter};
 use crate::lifecycle::Action;
+use crate::replay::ReplayLedger;
 use crate::signals::Signals;
 use crate::store::{Event, Store, search_condition};
+use service_kit::filter::{Field, FieldKind, SqlCondition, compile_filter};
 
-/// Page size when the request gives none.
-const DEFAULT_PAGE_SIZE: usize = 20;
-/// Largest page size; larger requests are served this many (AIP-158).
-const MAX_PAGE_SIZE: usize = 200;
 /// Longest search text.
 const MAX_SEARCH_CHARS: usize = 100;
 
@@ -95,16 +92,24 @@ pub struct DeviceApi {
     page_tokens: PageTokens,
     trust_domain: String,
     assertions: AssertionPolicy,
+    replays: ReplayLedger,
 }
 
 impl DeviceApi {
     /// A service over `store`.
-    pub fn new(store: Store, page_tokens: PageTokens, trust_domain: String, assertions: AssertionPolicy) -> Self {
+    pub fn new(
+        store: Store,
+        page_tokens: PageTokens,
+        trust_domain: String,
+        assertions: AssertionPolicy,
+        replays: ReplayLedger,
+    ) -> Self {
         Self {
             store,
             page_tokens,
             trust_domain,
             assertions,
+            replays,
         }
     }
 
@@ -120,11 +125,7 @@ fn request_id() -> String {
 }
 
 fn page_size(requested: i32) -> Result<usize> {
-    match requested {
-        n if n < 0 => Err(Error::field("page_size", "must not be negative")),
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n => Ok(usize::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
-    }
+    page_token::page_size(requested).map_err(|reason| Error::field("page_size", reason))
 }
 
 /// The filter and search as one condition, placeholders numbered from 1.
@@ -164,18 +165,6 @@ impl DeviceApi {
             .ok_or(Error::InvalidPageToken)
     }
 
-    /// Trims a page fetched with one extra row to `limit`; the extra row's presence means there
-    /// is a next page, which continues after the last row kept.
-    fn next_page_token<T>(&self, scope: &str, rows: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> String {
-        if rows.len() <= limit {
-            return String::new();
-        }
-        rows.truncate(limit);
-        rows.last()
-            .map(|row| self.page_tokens.seal(scope, id(row)))
-            .unwrap_or_default()
-    }
-
     async fn lifecycle(&self, request: Request<String>, action: Action) -> Result<pb::Device> {
         let actor = self.actor(&request);
         let id = request.into_inner();
@@ -198,7 +187,7 @@ impl DeviceApi {
             return Err(Error::field("nonce", "is required"));
         }
         let header = assertion::read_header(&token)?;
-        let owner = self.store.key_owner(&header.kid).await?.ok_or(Error::UnknownKey)?;
+        let (owner, device) = self.store.key_and_device(&header.kid).await?.ok_or(Error::UnknownKey)?;
         match owner.status {
             DeviceStatus::Active => {}
             DeviceStatus::Suspended => return Err(Error::DeviceSuspended(owner.device_id)),
@@ -225,13 +214,12 @@ impl DeviceApi {
         }
         // Only after the signature holds, so nobody can burn another device's jti.
         if !self
-            .store
-            .record_assertion(&claims.jti, claims.exp + self.assertions.leeway_secs)
+            .replays
+            .claim(&claims.jti, claims.exp + self.assertions.leeway_secs)
             .await?
         {
             return Err(Error::AssertionReplayed);
         }
-        let device = self.store.get_device(&owner.device_id).await?;
         Ok(pb::VerifyDeviceAssertionResponse {
             device: Some((&device).into()),
             user_id: claims.sub,
@@ -310,7 +298,7 @@ impl DeviceService for DeviceApi {
                 expand == pb::DeviceExpand::Users,
             )
             .await?;
-        let next_page_token = self.next_page_token(&scope, &mut devices, limit, |d| &d.id);
+        let next_page_token = self.page_tokens.next_page(&scope, &mut devices, limit, |d| &d.id);
         Ok(Response::new(pb::ListDevicesResponse {
             devices: devices.iter().map(Into::into).collect(),
             next_page_token,
@@ -431,7 +419,7 @@ impl DeviceService for DeviceApi {
         let scope = format!("events\0{filter}");
         let after = self.cursor(&scope, &page_token)?;
         let mut events = self.store.list_events(&condition, after.as_deref(), limit + 1).await?;
-        let next_page_token = self.next_page_token(&scope, &mut events, limit, |e| &e.id);
+        let next_page_token = self.page_tokens.next_page(&scope, &mut events, limit, |e| &e.id);
         Ok(Response::new(pb::ListDeviceEventsResponse {
             events: events.into_iter().map(event_to_proto).collect(),
             next_page_token,

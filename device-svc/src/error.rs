@@ -63,6 +63,9 @@ pub enum Error {
     /// The device is deactivated.
     #[error("device {0} is deactivated")]
     DeviceDeactivated(String),
+    /// A dependency failed in a way worth retrying; the detail stays in the logs.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The database failed; the message stays in the logs.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -109,6 +112,10 @@ impl From<Error> for tonic::Status {
             Error::DeviceSuspended(_) => status_with_reason_str(Code::FailedPrecondition, "DEVICE_SUSPENDED", message),
             Error::DeviceDeactivated(_) => {
                 status_with_reason_str(Code::FailedPrecondition, "DEVICE_DEACTIVATED", message)
+            }
+            Error::Unavailable(detail) => {
+                tracing::error!(%detail, "dependency unavailable");
+                status_with_reason(Code::Unavailable, Reason::Unavailable, "temporarily unavailable; retry")
             }
             Error::Database(e) => {
                 // SQL text and driver messages stay in the logs.

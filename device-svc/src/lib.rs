@@ -7,9 +7,9 @@ pub mod config;
 pub mod device;
 pub mod enrollment;
 pub mod error;
-pub mod filter;
 pub mod lifecycle;
 pub mod outbox;
+pub mod replay;
 pub mod signals;
 pub mod store;
 
@@ -17,12 +17,12 @@ use portcullis_proto::device::v1::device_service_server::DeviceServiceServer;
 use service_kit::db::{self, Migrations};
 use service_kit::observe::Metrics;
 use service_kit::page_token::PageTokens;
-use service_kit::server::{self, MAX_MESSAGE_BYTES, ServeOptions};
+use service_kit::server::{self, Listeners, MAX_MESSAGE_BYTES, ServeOptions};
 use service_kit::shutdown::Shutdown;
 use service_kit::tls::TlsMaterial;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::api::{AssertionPolicy, DeviceApi};
 use crate::config::DeviceConfig;
@@ -51,14 +51,8 @@ pub enum RunError {
     #[error(transparent)]
     Database(#[from] service_kit::db::DbError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] service_kit::server::BindError),
     /// A receiver URL is unusable.
     #[error("{key}: {reason}")]
     Receiver {
@@ -76,31 +70,17 @@ pub enum RunError {
 pub async fn run(config: DeviceConfig, shutdown: Shutdown) -> Result<(), RunError> {
     // Unreadable certificates fail the start before any port is bound.
     let tls = TlsMaterial::load(&config.server.tls)?;
-    let bind = |addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| RunError::Bind { addr, source })
-    };
-    let listener = bind(config.server.listen).await?;
-    let admin_listener = bind(config.server.admin_listen).await?;
-    serve(config, tls, listener, admin_listener, shutdown).await
+    let listeners = Listeners::bind(&config.server).await?;
+    serve(config, tls, listeners.grpc, listeners.admin, shutdown).await
 }
 
 fn receiver(key: &'static str, url: Option<&str>, tls: &TlsMaterial) -> Result<Option<Channel>, RunError> {
-    let Some(url) = url else { return Ok(None) };
-    let error = |reason: String| RunError::Receiver { key, reason };
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| error(e.to_string()))?;
-    let host = endpoint
-        .uri()
-        .host()
-        .ok_or_else(|| error("has no host".into()))?
-        .to_owned();
-    let endpoint = endpoint
-        .tls_config(tls.client_config(&host))
-        .map_err(|e| error(e.to_string()))?
-        .connect_timeout(std::time::Duration::from_secs(5));
     // Lazy: the receiver may start after us, or be down; the outbox retries.
-    Ok(Some(endpoint.connect_lazy()))
+    url.map(|url| {
+        tls.lazy_channel(url)
+            .map_err(|reason| RunError::Receiver { key, reason })
+    })
+    .transpose()
 }
 
 /// Serves on already-bound listeners until `shutdown`; tests bind `127.0.0.1:0`.
@@ -122,6 +102,7 @@ async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), RunError> {
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
+    let replays = replay::ReplayLedger::start(database.clone());
     let store = Store::new(database);
     let receivers = Receivers {
         session: receiver("session_svc_url", config.session_svc_url.as_deref(), &tls)?,
@@ -144,6 +125,7 @@ async fn serve(
             leeway_secs: config.assertion_leeway_secs,
             max_lifetime_secs: config.assertion_max_lifetime_secs,
         },
+        replays,
     );
     let outbox = tokio::spawn(outbox::run_delivery(
         store.clone(),

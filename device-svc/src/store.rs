@@ -2,22 +2,19 @@
 //!
 //! One SQL text serves SQLite and PostgreSQL: `$n` placeholders, integers for times and flags.
 
-use std::sync::Arc;
-
-use service_kit::db::{Backend, Database};
+use service_kit::db::{Database, bind_values, keyset_page, placeholders};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tokio::sync::{Mutex, MutexGuard};
 
 use crate::device::{
     Device, DeviceKey, DeviceStatus, DeviceUser, KeyPurpose, ManagementSource, Platform, Profile, now_micros,
 };
 use crate::enrollment::Enrollment;
 use crate::error::{Error, Result};
-use crate::filter::{SqlCondition, SqlValue};
 use crate::lifecycle::{self, Action, Transition};
 use crate::outbox::Effect;
 use crate::signals::Signals;
+use service_kit::filter::{SqlCondition, SqlValue};
 
 /// A device event about to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,11 +82,8 @@ pub struct Enrolled {
 /// device-svc's store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    db: Database,
     pool: AnyPool,
-    backend: Backend,
-    /// SQLite has one writer; taking turns here instead of in SQLite avoids "database is locked"
-    /// when a read transaction upgrades to a write. Unused on PostgreSQL.
-    sqlite_writer: Arc<Mutex<()>>,
 }
 
 const DEVICE_COLUMNS: &str = "id, status, created_at, updated_at, last_seen_at, display_name, platform, manufacturer, \
@@ -143,19 +137,6 @@ pub fn search_condition(search: &str, first: usize) -> SqlCondition {
         ),
         values: vec![SqlValue::Text(low), SqlValue::Text(high)],
     }
-}
-
-fn bind_values<'q>(
-    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    values: &'q [SqlValue],
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    for value in values {
-        query = match value {
-            SqlValue::Text(s) => query.bind(s.as_str()),
-            SqlValue::Int(i) => query.bind(*i),
-        };
-    }
-    query
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
@@ -239,87 +220,18 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
     })
 }
 
-/// A page of `table` in id order: rows matching `condition` after `after_id` (keyset
-/// pagination: rows inserted meanwhile never shift the page), at most `limit`.
-fn keyset_page(
-    columns: &str,
-    table: &str,
-    condition: &SqlCondition,
-    after_id: Option<&str>,
-    limit: usize,
-) -> (String, Vec<SqlValue>) {
-    let mut clauses = Vec::new();
-    if !condition.sql.is_empty() {
-        clauses.push(condition.sql.clone());
-    }
-    let mut values = condition.values.clone();
-    if let Some(after) = after_id {
-        values.push(SqlValue::Text(after.to_owned()));
-        clauses.push(format!("id > ${}", values.len()));
-    }
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    (
-        format!("SELECT {columns} FROM {table}{where_clause} ORDER BY id LIMIT {limit}"),
-        values,
-    )
-}
-
-/// `$first, $first+1, …` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A write transaction, holding SQLite's writer turn for as long as it lives.
-struct WriteTx<'a> {
-    tx: Transaction<'static, Any>,
-    _turn: Option<MutexGuard<'a, ()>>,
-}
-
 impl Store {
     /// A store over an open, migrated database.
     pub fn new(db: Database) -> Self {
         Self {
-            pool: db.pool,
-            backend: db.backend,
-            sqlite_writer: Arc::new(Mutex::new(())),
+            pool: db.pool.clone(),
+            db,
         }
     }
 
     /// The pool, for tests and benchmarks.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// Waits for SQLite's writer turn (no wait on PostgreSQL). Queuing here is fairer and faster
-    /// than SQLite's busy handler, which sleeps and retries.
-    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
-            Backend::Postgres => None,
-        }
-    }
-
-    async fn begin_write(&self) -> Result<WriteTx<'_>> {
-        let turn = self.write_turn().await;
-        Ok(WriteTx {
-            tx: self.pool.begin().await?,
-            _turn: turn,
-        })
-    }
-
-    /// Row lock for read-then-write on PostgreSQL; SQLite's single writer makes it unnecessary.
-    fn for_update(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE",
-        }
     }
 
     async fn insert_event(tx: &mut Transaction<'static, Any>, event: NewEvent<'_>, actor: &str, at: i64) -> Result<()> {
@@ -409,11 +321,11 @@ impl Store {
 
     /// Enrolls: creates the device, or links the user to the device with the same app instance id.
     pub async fn enroll(&self, enrollment: &Enrollment, actor: &str) -> Result<Enrolled> {
-        let mut w = self.begin_write().await?;
+        let mut w = self.db.begin_write().await?;
         let now = now_micros();
         let existing: Option<(String, String)> = sqlx::query_as(&format!(
             "SELECT id, status FROM devices WHERE app_instance_id = $1{}",
-            self.for_update()
+            self.db.for_update()
         ))
         .bind(&enrollment.app_instance_id)
         .fetch_optional(&mut *w.tx)
@@ -549,9 +461,14 @@ impl Store {
 
     /// One device with its keys and users.
     pub async fn get_device(&self, id: &str) -> Result<Device> {
-        let mut tx = self.pool.begin().await?;
-        let device = Self::load_device(&mut tx, id, true).await?;
-        tx.commit().await?;
+        let row = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
+        let mut devices = [device_from_row(&row)?];
+        self.attach(&mut devices, true).await?;
+        let [device] = devices;
         Ok(device)
     }
 
@@ -634,10 +551,10 @@ impl Store {
     /// Applies a lifecycle action: the status change, its event, its side effects and the
     /// outbox rows for other services commit together. Idempotent when already in the target.
     pub async fn transition(&self, id: &str, action: Action, actor: &str, request_id: &str) -> Result<Device> {
-        let mut w = self.begin_write().await?;
+        let mut w = self.db.begin_write().await?;
         let status: Option<(String,)> = sqlx::query_as(&format!(
             "SELECT status FROM devices WHERE id = $1{}",
-            self.for_update()
+            self.db.for_update()
         ))
         .bind(id)
         .fetch_optional(&mut *w.tx)
@@ -689,10 +606,10 @@ impl Store {
 
     /// Deletes a deactivated device and asks pki-svc to revoke its bound certificate.
     pub async fn delete(&self, id: &str, actor: &str, request_id: &str) -> Result<()> {
-        let mut w = self.begin_write().await?;
+        let mut w = self.db.begin_write().await?;
         let status: Option<(String,)> = sqlx::query_as(&format!(
             "SELECT status FROM devices WHERE id = $1{}",
-            self.for_update()
+            self.db.for_update()
         ))
         .bind(id)
         .fetch_optional(&mut *w.tx)
@@ -747,7 +664,7 @@ impl Store {
 
     /// Unlinks a user from a device and removes the keys that user enrolled on it.
     pub async fn remove_user(&self, device_id: &str, user_id: &str, actor: &str) -> Result<()> {
-        let mut w = self.begin_write().await?;
+        let mut w = self.db.begin_write().await?;
         let removed = sqlx::query("DELETE FROM device_users WHERE device_id = $1 AND user_id = $2")
             .bind(device_id)
             .bind(user_id)
@@ -791,43 +708,51 @@ impl Store {
         Ok(())
     }
 
-    /// A key by id, with its device's id and status.
-    pub async fn key_owner(&self, kid: &str) -> Result<Option<KeyOwner>> {
-        let row = sqlx::query(
-            "SELECT k.kid, k.device_id, k.user_id, k.purpose, k.hardware_protected, k.x, k.y, k.removed_at, d.status \
-             FROM device_keys k JOIN devices d ON d.id = k.device_id WHERE k.kid = $1",
-        )
-        .bind(kid)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let (device_id, key) = key_from_row(&row)?;
-        let status: String = row.try_get("status")?;
-        let removed_at: Option<i64> = row.try_get("removed_at")?;
-        Ok(Some(KeyOwner {
-            key,
-            device_id,
-            status: DeviceStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+    /// The key with id `kid` and its device with the device's live keys, in one query: the
+    /// FastPass hot path.
+    pub async fn key_and_device(&self, kid: &str) -> Result<Option<(KeyOwner, Device)>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let device_columns: Vec<String> = DEVICE_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
+            format!(
+                "SELECT k0.kid AS asserted_kid, k0.user_id AS asserted_user_id, k0.purpose AS asserted_purpose, \
+                 k0.hardware_protected AS asserted_hardware_protected, k0.x AS asserted_x, k0.y AS asserted_y, \
+                 k0.removed_at AS asserted_removed_at, {}, \
+                 k.kid, k.device_id, k.user_id, k.purpose, k.hardware_protected, k.x, k.y \
+                 FROM device_keys k0 JOIN devices d ON d.id = k0.device_id \
+                 LEFT JOIN device_keys k ON k.device_id = d.id AND k.removed_at IS NULL \
+                 WHERE k0.kid = $1 ORDER BY k.kid",
+                device_columns.join(", ")
+            )
+        });
+        let rows = sqlx::query(&SQL).bind(kid).fetch_all(&self.pool).await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut device = device_from_row(first)?;
+        for row in &rows {
+            if row.try_get::<Option<String>, _>("kid")?.is_some() {
+                device.keys.push(key_from_row(row)?.1);
+            }
+        }
+        let purpose: String = first.try_get("asserted_purpose")?;
+        let removed_at: Option<i64> = first.try_get("asserted_removed_at")?;
+        let owner = KeyOwner {
+            key: DeviceKey {
+                kid: first.try_get("asserted_kid")?,
+                purpose: KeyPurpose::parse(&purpose).ok_or_else(|| corrupt("purpose", &purpose))?,
+                hardware_protected: first.try_get::<i64, _>("asserted_hardware_protected")? != 0,
+                x: first.try_get("asserted_x")?,
+                y: first.try_get("asserted_y")?,
+                user_id: first.try_get("asserted_user_id")?,
+            },
+            device_id: device.id.clone(),
+            status: device.status,
             removed: removed_at.is_some(),
-        }))
-    }
-
-    /// Records an assertion id; false when it was already recorded (a replay).
-    pub async fn record_assertion(&self, jti: &str, expires_at: i64) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let inserted =
-            sqlx::query("INSERT INTO assertion_replays (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(jti)
-                .bind(expires_at)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        Ok(inserted == 1)
+        };
+        Ok(Some((owner, device)))
     }
 
     /// Forgets assertion ids whose assertions have expired.
     pub async fn prune_assertions(&self, now_unix: i64) -> Result<u64> {
-        let _turn = self.write_turn().await;
+        let _turn = self.db.write_turn().await;
         Ok(sqlx::query("DELETE FROM assertion_replays WHERE expires_at < $1")
             .bind(now_unix)
             .execute(&self.pool)
@@ -838,7 +763,7 @@ impl Store {
     /// Records posture signals and marks the device seen.
     pub async fn report_signals(&self, device_id: &str, signals: &Signals) -> Result<Device> {
         let now = now_micros();
-        let turn = self.write_turn().await;
+        let turn = self.db.write_turn().await;
         let updated = sqlx::query("UPDATE devices SET signals = $1, last_seen_at = $2, updated_at = $2 WHERE id = $3")
             .bind(signals_json(signals)?)
             .bind(now)
@@ -892,7 +817,7 @@ impl Store {
 
     /// Marks an outbox entry delivered.
     pub async fn outbox_delivered(&self, id: &str) -> Result<()> {
-        let _turn = self.write_turn().await;
+        let _turn = self.db.write_turn().await;
         sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = '' WHERE id = $2")
             .bind(now_micros())
             .bind(id)
@@ -903,7 +828,7 @@ impl Store {
 
     /// Records a failed attempt and when to try again.
     pub async fn outbox_failed(&self, id: &str, error: &str, next_attempt_at: i64) -> Result<()> {
-        let _turn = self.write_turn().await;
+        let _turn = self.db.write_turn().await;
         let error: String = error.chars().take(500).collect();
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
             .bind(error)

@@ -311,3 +311,26 @@ async fn report_signals_updates_posture_and_last_seen() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(common::bad_field(&err), "signals.zta.overall");
 }
+
+#[tokio::test]
+async fn the_same_assertion_sent_many_times_at_once_is_accepted_exactly_once() {
+    let harness = Harness::start().await;
+    let key = AgentKey::generate("k");
+    enrolled(&harness, &key).await;
+    let token = key.assertion("alice", AUDIENCE, "n", "raced-jti");
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let mut gateway = harness.gateway().await;
+        let request = verify_request(token.clone(), "n");
+        calls.spawn(async move { gateway.verify_device_assertion(request).await });
+    }
+    let results = calls.join_all().await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one acceptance, the rest replays"
+    );
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(reason(err), "ASSERTION_REPLAYED");
+    }
+}

@@ -237,7 +237,10 @@ async fn up_serves_device_svc_over_mtls_and_keeps_its_data_across_a_restart() {
         protoset.display(),
         base + 2
     )));
-    assert!(std::fs::metadata(&protoset).unwrap().len() > 0, "the health protoset is written");
+    assert!(
+        std::fs::metadata(&protoset).unwrap().len() > 0,
+        "the health protoset is written"
+    );
     assert!(data_dir.join("device-svc.db").exists());
     for stem in [
         "device-svc",

@@ -9,7 +9,6 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
 use crate::observe::Metrics;
@@ -40,6 +39,6 @@ pub async fn serve_admin<H: Health>(
     Server::builder()
         .accept_http1(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::server::incoming(listener), shutdown)
         .await
 }

@@ -1,11 +1,16 @@
 //! Database pools: SQLite (WAL) by default, PostgreSQL in production, with embedded migrations.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::filter::{SqlCondition, SqlValue};
 
 /// Which database a pool talks to. SQL is written once for both (numbered `$n` placeholders,
 /// integers for times and flags), so this matters only for migrations and a few pragmas.
@@ -33,6 +38,96 @@ pub struct Database {
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    /// SQLite has one writer; taking turns here instead of in SQLite avoids "database is locked"
+    /// when a read transaction upgrades to a write. Unused on PostgreSQL.
+    sqlite_writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction, holding SQLite's writer turn for as long as it lives.
+#[derive(Debug)]
+pub struct WriteTx<'a> {
+    /// The transaction.
+    pub tx: Transaction<'static, Any>,
+    _turn: Option<MutexGuard<'a, ()>>,
+}
+
+impl Database {
+    /// Waits for SQLite's writer turn (no wait on PostgreSQL). Queuing here is fairer and faster
+    /// than SQLite's busy handler, which sleeps and retries. Hold it across any write.
+    pub async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Begins a transaction that will write.
+    pub async fn begin_write(&self) -> Result<WriteTx<'_>, sqlx::Error> {
+        let turn = self.write_turn().await;
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    /// Row lock for read-then-write on PostgreSQL; SQLite's single writer makes it unnecessary.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// Binds `values` to `query` in order.
+pub fn bind_values<'q>(
+    mut query: Query<'q, Any, AnyArguments<'q>>,
+    values: &'q [SqlValue],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for value in values {
+        query = match value {
+            SqlValue::Text(s) => query.bind(s.as_str()),
+            SqlValue::Int(i) => query.bind(*i),
+        };
+    }
+    query
+}
+
+/// A page of `table` in id order: rows matching `condition` after `after_id` (keyset
+/// pagination: rows inserted meanwhile never shift the page), at most `limit`.
+pub fn keyset_page(
+    columns: &str,
+    table: &str,
+    condition: &SqlCondition,
+    after_id: Option<&str>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut clauses = Vec::new();
+    if !condition.sql.is_empty() {
+        clauses.push(condition.sql.clone());
+    }
+    let mut values = condition.values.clone();
+    if let Some(after) = after_id {
+        values.push(SqlValue::Text(after.to_owned()));
+        clauses.push(format!("id > ${}", values.len()));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (
+        format!("SELECT {columns} FROM {table}{where_clause} ORDER BY id LIMIT {limit}"),
+        values,
+    )
+}
+
+/// `$first, $first+1, …` for `count` values.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why the database could not be opened or migrated.
@@ -69,9 +164,14 @@ pub async fn connect(url: &str, max_connections: u32, migrations: Migrations) ->
         pool_options = pool_options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; busy_timeout queues writers instead of
-                // failing them; NORMAL sync is durable across process crashes in WAL mode.
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-                    .await?;
+                // failing them; NORMAL sync is durable across process crashes in WAL mode. Every
+                // write invalidates the other connections' page caches; memory-mapped reads make
+                // re-reading those pages a lookup instead of a copy.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;",
+                )
+                .await?;
                 Ok(())
             })
         });
@@ -95,5 +195,9 @@ pub async fn connect(url: &str, max_connections: u32, migrations: Migrations) ->
             Err(e) => return Err(DbError::Migrate(e)),
         }
     }
-    Ok(Database { pool, backend })
+    Ok(Database {
+        pool,
+        backend,
+        sqlite_writer: Arc::new(Mutex::new(())),
+    })
 }

@@ -1,8 +1,9 @@
 //! Authentication and authorization middleware: peer certificate → identity → access rule.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
@@ -19,6 +20,7 @@ use crate::status::{Reason, status_with_reason};
 pub struct GuardLayer {
     policy: AccessPolicy,
     trust_domain: Arc<str>,
+    identities: Arc<IdentityCache>,
 }
 
 impl GuardLayer {
@@ -27,7 +29,37 @@ impl GuardLayer {
         Self {
             policy,
             trust_domain: trust_domain.into(),
+            identities: Arc::default(),
         }
+    }
+}
+
+/// Identities of the client certificates seen lately. Parsing X.509 on every call showed in
+/// profiles; a connection presents the same certificate for its whole life, and the TLS
+/// handshake has already verified it, so the parse result can be reused.
+#[derive(Debug, Default)]
+struct IdentityCache {
+    entries: Mutex<HashMap<Vec<u8>, Result<Identity, String>>>,
+}
+
+/// Certificates remembered at most; past that the cache starts over.
+const IDENTITY_CACHE_SIZE: usize = 4096;
+
+impl IdentityCache {
+    fn identity(&self, der: &[u8], trust_domain: &str) -> Result<Identity, String> {
+        if let Ok(entries) = self.entries.lock()
+            && let Some(known) = entries.get(der)
+        {
+            return known.clone();
+        }
+        let parsed = identity_from_certificate(der, trust_domain).map_err(|e| e.to_string());
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= IDENTITY_CACHE_SIZE {
+                entries.clear();
+            }
+            entries.insert(der.to_vec(), parsed.clone());
+        }
+        parsed
     }
 }
 
@@ -39,6 +71,7 @@ impl<S> Layer<S> for GuardLayer {
             inner,
             policy: self.policy,
             trust_domain: self.trust_domain.clone(),
+            identities: self.identities.clone(),
         }
     }
 }
@@ -49,6 +82,7 @@ pub struct Guard<S> {
     inner: S,
     policy: AccessPolicy,
     trust_domain: Arc<str>,
+    identities: Arc<IdentityCache>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -67,7 +101,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        let identity = match peer_identity(&request, &self.trust_domain) {
+        let identity = match peer_identity(&request, &self.trust_domain, &self.identities) {
             Ok(identity) => identity,
             Err(message) => {
                 let status = status_with_reason(tonic::Code::Unauthenticated, Reason::Unauthenticated, message);
@@ -88,7 +122,7 @@ where
     }
 }
 
-fn peer_identity(request: &http::Request<Body>, trust_domain: &str) -> Result<Identity, String> {
+fn peer_identity(request: &http::Request<Body>, trust_domain: &str, cache: &IdentityCache) -> Result<Identity, String> {
     let certs = request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -97,7 +131,7 @@ fn peer_identity(request: &http::Request<Body>, trust_domain: &str) -> Result<Id
     let leaf = certs
         .first()
         .ok_or_else(|| "a client certificate is required".to_owned())?;
-    identity_from_certificate(leaf, trust_domain).map_err(|e| e.to_string())
+    cache.identity(leaf, trust_domain)
 }
 
 /// The caller of the current request, as the guard recorded it.

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod db;
 pub mod dev_pki;
+pub mod filter;
 pub mod guard;
 pub mod identity;
 pub mod observe;

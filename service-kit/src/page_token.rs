@@ -1,10 +1,26 @@
-//! Opaque, tamper-evident page tokens: a keyset cursor sealed with HMAC-SHA256.
+//! Paging as every List RPC does it (AIP-158): page sizes, and opaque, tamper-evident page
+//! tokens holding a keyset cursor sealed with HMAC-SHA256.
 
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 const TAG_LEN: usize = 16;
+
+/// Page size when a request gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Largest page size; larger requests are served this many.
+pub const MAX_PAGE_SIZE: usize = 200;
+
+/// The page size to serve for a request's `page_size`: 0 means the default, more than the
+/// maximum means the maximum, and a negative size is refused with the reason.
+pub fn page_size(requested: i32) -> Result<usize, &'static str> {
+    match requested {
+        n if n < 0 => Err("must not be negative"),
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n => Ok(usize::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+    }
+}
 
 /// Seals and opens page tokens with one key. Tokens from another key, or altered, do not open.
 #[derive(Clone)]
@@ -54,6 +70,16 @@ impl PageTokens {
         String::from_utf8(cursor.to_vec()).ok()
     }
 
+    /// Trims `rows`, fetched with one row more than `limit`, to `limit`. The extra row's presence
+    /// means there is a next page: the token continuing after the last row kept. Otherwise "".
+    pub fn next_page<T>(&self, scope: &str, rows: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> String {
+        if rows.len() <= limit {
+            return String::new();
+        }
+        rows.truncate(limit);
+        rows.last().map(|row| self.seal(scope, id(row))).unwrap_or_default()
+    }
+
     fn tag(&self, scope: &str, cursor: &[u8]) -> hmac::Tag {
         let mut message = Vec::with_capacity(scope.len() + 1 + cursor.len());
         message.extend_from_slice(scope.as_bytes());
@@ -70,6 +96,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_sizes_default_cap_and_refuse_negatives() {
+        assert_eq!(page_size(0), Ok(DEFAULT_PAGE_SIZE));
+        assert_eq!(page_size(7), Ok(7));
+        assert_eq!(page_size(500), Ok(MAX_PAGE_SIZE));
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn a_page_with_an_extra_row_has_a_next_token_after_its_last_kept_row() {
+        let tokens = PageTokens::new(b"secret");
+        let mut rows = vec!["a", "b", "c"];
+        let token = tokens.next_page("s", &mut rows, 2, |r| r);
+        assert_eq!(rows, ["a", "b"]);
+        assert_eq!(tokens.open("s", &token).as_deref(), Some("b"));
+        let mut rows = vec!["a", "b"];
+        assert_eq!(tokens.next_page("s", &mut rows, 2, |r| r), "");
+    }
 
     #[test]
     fn a_sealed_cursor_opens_with_the_same_scope() {

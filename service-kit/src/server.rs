@@ -13,6 +13,7 @@ use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
 use crate::access::AccessPolicy;
+use crate::config::ServerConfig;
 use crate::guard::GuardLayer;
 use crate::observe::{Metrics, ObserveLayer};
 use crate::tls::TlsMaterial;
@@ -22,6 +23,41 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// How long in-flight calls may take to finish after shutdown starts.
 const DRAIN_GRACE: Duration = Duration::from_secs(20);
+
+/// A service's two listeners: mTLS gRPC and the plaintext admin port.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The mTLS gRPC listener.
+    pub grpc: TcpListener,
+    /// The plaintext admin listener.
+    pub admin: TcpListener,
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &ServerConfig) -> Result<Self, BindError> {
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { addr, source })
+        };
+        Ok(Self {
+            grpc: bind(config.listen).await?,
+            admin: bind(config.admin_listen).await?,
+        })
+    }
+}
 
 /// Everything [`serve`] needs besides the service itself.
 #[derive(Debug)]
@@ -132,7 +168,7 @@ pub async fn serve(
         .timeout(request_timeout)
         .layer(layers)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+        .serve_with_incoming_shutdown(incoming(listener), signal);
 
     // Bound the drain: after the grace period, stop waiting for slow calls.
     let result = tokio::select! {
@@ -148,6 +184,12 @@ pub async fn serve(
     let _ = stop_admin.send(());
     let _ = admin.await;
     result
+}
+
+/// Accepted connections with Nagle's algorithm off: gRPC writes small frames, and Nagle holding
+/// them for the peer's delayed ACK adds ~40 ms to nearly every call.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn set_all(health: &HealthReporter, names: &[&str], status: ServingStatus) {

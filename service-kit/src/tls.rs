@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity as TlsIdentity, ServerTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity, ServerTlsConfig};
 
 /// Where the PEM files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,18 @@ impl TlsMaterial {
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(TlsIdentity::from_pem(&self.cert_pem, &self.key_pem))
             .domain_name(server_name)
+    }
+
+    /// A channel to another service at `url` (`https://host:port`), over mTLS with this
+    /// material, connecting on first use: the peer may start later or be down for a while.
+    pub fn lazy_channel(&self, url: &str) -> Result<Channel, String> {
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
+        let host = endpoint.uri().host().ok_or("the URL has no host")?.to_owned();
+        Ok(endpoint
+            .tls_config(self.client_config(&host))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy())
     }
 
     /// The CA certificate(s).

@@ -303,6 +303,69 @@ impl SessionService for Receiver {
         received.revoke_sessions.push(request.into_inner());
         Ok(Response::new(session::RevokeSessionsResponse { revoked_count: 1 }))
     }
+
+    type WatchRevocationsStream = tokio_stream::Empty<Result<session::Revocation, Status>>;
+
+    async fn watch_revocations(
+        &self,
+        _: Request<session::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    // The rest of SessionService is not what these tests are about.
+    async fn create_session(
+        &self,
+        _: Request<session::CreateSessionRequest>,
+    ) -> Result<Response<session::CreateSessionResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn validate_session(
+        &self,
+        _: Request<session::ValidateSessionRequest>,
+    ) -> Result<Response<session::Session>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn get_session(&self, _: Request<session::GetSessionRequest>) -> Result<Response<session::Session>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn list_sessions(
+        &self,
+        _: Request<session::ListSessionsRequest>,
+    ) -> Result<Response<session::ListSessionsResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn revoke_session(
+        &self,
+        _: Request<session::RevokeSessionRequest>,
+    ) -> Result<Response<session::Session>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn issue_authorization_code(
+        &self,
+        _: Request<session::IssueAuthorizationCodeRequest>,
+    ) -> Result<Response<session::IssueAuthorizationCodeResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        _: Request<session::RedeemAuthorizationCodeRequest>,
+    ) -> Result<Response<session::RedeemAuthorizationCodeResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn list_events(
+        &self,
+        _: Request<session::ListEventsRequest>,
+    ) -> Result<Response<session::ListEventsResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
 }
 
 #[tonic::async_trait]
