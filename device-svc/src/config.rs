@@ -26,7 +26,7 @@ pub struct DeviceConfig {
     pub assertion_leeway_secs: i64,
     /// Longest accepted assertion lifetime, in seconds (`assertion_max_lifetime_secs`).
     pub assertion_max_lifetime_secs: i64,
-    /// Database connections (`database_max_connections`).
+    /// Database connections (`database_max_connections`; two per core by default).
     pub database_max_connections: u32,
 }
 
@@ -38,6 +38,13 @@ fn url(settings: &Settings, key: &str) -> Result<Option<String>, ConfigError> {
         return Err(ConfigError::new(key, "must be an https:// URL"));
     }
     Ok(Some(value.to_owned()))
+}
+
+/// Two connections per core: more only adds context switches (each SQLite connection is a
+/// thread, each PostgreSQL connection a server process), as the load generator showed.
+pub fn default_database_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    u32::try_from(cores * 2).unwrap_or(u32::MAX)
 }
 
 impl DeviceConfig {
@@ -59,7 +66,7 @@ impl DeviceConfig {
             page_token_secret,
             assertion_leeway_secs: settings.get_or("assertion_leeway_secs", 30)?,
             assertion_max_lifetime_secs: settings.get_or("assertion_max_lifetime_secs", 300)?,
-            database_max_connections: settings.get_or("database_max_connections", 16)?,
+            database_max_connections: settings.get_or("database_max_connections", default_database_connections())?,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::data_dir::{ADMIN_OPERATOR, DataDir, VIEWER_OPERATOR};
-use crate::suite::{DEVICE_SVC, Member, PortBase};
+use crate::suite::{DEVICE_SVC, Member, PortBase, SESSION_SVC};
 
 /// The banner's last line; scripts and tests wait for it.
 pub const READY_LINE: &str = "Press Ctrl-C to stop.";
@@ -32,6 +32,7 @@ pub fn render(data: &DataDir, base: PortBase, running: &[Member]) -> String {
     let as_viewer = credentials(data, VIEWER_OPERATOR);
     let service = device_svc::SERVICE_NAME;
     let health_protoset = shell_quote(data.health_protoset());
+    let sessions = format!("localhost:{}", SESSION_SVC.ports(base).grpc.port());
 
     let _ = write!(
         out,
@@ -41,6 +42,13 @@ Try it with grpcurl as the admin operator:
   grpcurl {as_admin} {grpc} list
   grpcurl {as_admin} {grpc} describe {service}
   grpcurl {as_admin} {grpc} {service}/ListDevices
+
+Create a user and a group in session-svc, then follow session revocations (suspending a device
+in device-svc ends its FastPass sessions, and they appear here):
+
+  grpcurl {as_admin} -d '{{\"login\": \"alice\", \"email\": \"alice@example.com\"}}' {sessions} portcullis.session.v1.DirectoryService/CreateUser
+  grpcurl {as_admin} -d '{{\"name\": \"Engineering\"}}' {sessions} portcullis.session.v1.DirectoryService/CreateGroup
+  grpcurl {as_admin} -d '{{\"fromNow\": true}}' {sessions} portcullis.session.v1.SessionService/WatchRevocations
 
 The viewer operator may read but not change anything; this is refused with PermissionDenied:
 

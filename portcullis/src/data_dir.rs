@@ -23,6 +23,10 @@ const HEALTH_PROTOSET_FILE: &str = "grpc-health.protoset";
 const PAGE_TOKEN_SECRET_BYTES: usize = 32;
 /// The shortest secret device-svc accepts.
 const PAGE_TOKEN_SECRET_MIN_CHARS: usize = 16;
+/// The file holding session-svc's key for TOTP seeds (base64 of 32 bytes).
+const TOTP_KEY_FILE: &str = "totp-encryption-key";
+/// Base64 of 32 bytes.
+const TOTP_KEY_CHARS: usize = 44;
 
 /// Why the data directory could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +55,7 @@ pub enum DataDirError {
         #[source]
         source: DevPkiError,
     },
-    /// The page-token secret file holds something unusable.
+    /// A secret file (page-token secret, TOTP key) holds something unusable.
     #[error("{}: {reason}; delete it to have a new one made", path.display())]
     BadSecret {
         /// The file.
@@ -68,6 +72,7 @@ pub struct DataDir {
     pki: PathBuf,
     ca: PathBuf,
     page_token_secret: String,
+    totp_encryption_key: String,
     health_protoset: PathBuf,
 }
 
@@ -99,7 +104,14 @@ impl DataDir {
         let viewer = ca
             .load_or_issue(&pki, VIEWER_OPERATOR, |ca| ca.issue_operator("viewer", Role::Viewer))
             .map_err(pki_error)?;
-        let page_token_secret = load_or_create_secret(&root.join(PAGE_TOKEN_SECRET_FILE))?;
+        let page_token_secret = load_or_create_secret(
+            &root.join(PAGE_TOKEN_SECRET_FILE),
+            PAGE_TOKEN_SECRET_MIN_CHARS,
+            |bytes| bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        )?;
+        let totp_encryption_key = load_or_create_secret(&root.join(TOTP_KEY_FILE), TOTP_KEY_CHARS, |bytes| {
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+        })?;
         // Written every start: it describes the health service of this build.
         let health_protoset = root.join(HEALTH_PROTOSET_FILE);
         std::fs::write(&health_protoset, tonic_health::pb::FILE_DESCRIPTOR_SET).map_err(|source| DataDirError::Io {
@@ -111,6 +123,7 @@ impl DataDir {
             pki,
             ca: viewer.ca,
             page_token_secret,
+            totp_encryption_key,
             health_protoset,
         })
     }
@@ -134,6 +147,11 @@ impl DataDir {
             cert: self.pki.join(format!("{stem}.pem")),
             key: self.pki.join(format!("{stem}.key")),
         }
+    }
+
+    /// The key session-svc seals TOTP seeds with; losing it makes enrolled TOTP unusable.
+    pub fn totp_encryption_key(&self) -> &str {
+        &self.totp_encryption_key
     }
 
     /// The protoset describing `grpc.health.v1`, for `grpcurl -protoset` on the admin port.
@@ -184,7 +202,7 @@ fn create_private_dir(dir: &Path) -> Result<(), DataDirError> {
     })
 }
 
-fn load_or_create_secret(path: &Path) -> Result<String, DataDirError> {
+fn load_or_create_secret(path: &Path, min_chars: usize, encode: fn(&[u8]) -> String) -> Result<String, DataDirError> {
     let io = |source| DataDirError::Io {
         path: path.to_owned(),
         source,
@@ -192,13 +210,10 @@ fn load_or_create_secret(path: &Path) -> Result<String, DataDirError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let secret = text.trim();
-            if secret.len() < PAGE_TOKEN_SECRET_MIN_CHARS {
+            if secret.len() < min_chars {
                 return Err(DataDirError::BadSecret {
                     path: path.to_owned(),
-                    reason: format!(
-                        "holds {} characters, at least {PAGE_TOKEN_SECRET_MIN_CHARS} are needed",
-                        secret.len()
-                    ),
+                    reason: format!("holds {} characters, at least {min_chars} are needed", secret.len()),
                 });
             }
             Ok(secret.to_owned())
@@ -207,7 +222,7 @@ fn load_or_create_secret(path: &Path) -> Result<String, DataDirError> {
             let mut bytes = [0u8; PAGE_TOKEN_SECRET_BYTES];
             aws_lc_rs::rand::fill(&mut bytes)
                 .map_err(|_| io(std::io::Error::other("the system random number generator failed")))?;
-            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = encode(&bytes);
             let mut options = std::fs::OpenOptions::new();
             // create_new: never overwrite a secret something else wrote meanwhile.
             options.write(true).create_new(true);
@@ -245,10 +260,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("secret");
         let _ = std::fs::remove_file(&path);
-        let secret = load_or_create_secret(&path).unwrap();
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = load_or_create_secret(&path, 16, hex).unwrap();
         assert_eq!(secret.len(), 64);
         assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(load_or_create_secret(&path).unwrap(), secret);
+        assert_eq!(load_or_create_secret(&path, 16, hex).unwrap(), secret);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -256,7 +272,7 @@ mod tests {
         }
         std::fs::write(&path, "short\n").unwrap();
         assert!(matches!(
-            load_or_create_secret(&path),
+            load_or_create_secret(&path, 16, hex),
             Err(DataDirError::BadSecret { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use device_svc::config::DeviceConfig;
 use service_kit::config::{ConfigError, Settings};
 use service_kit::shutdown::Shutdown;
+use session_svc::config::SessionConfig;
 use tokio::net::TcpListener;
 use tokio::task::{Id, JoinSet};
 use tonic_health::pb::HealthCheckRequest;
@@ -137,7 +138,9 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
     // Every configuration is checked before any port is bound, and every port is bound before any
     // service starts, so a failure leaves nothing half-started behind.
     let device_config = device_config(&data, port_base)?;
+    let session_config = session_config(&data, port_base)?;
     let (device_listener, device_admin_listener) = bind(DEVICE_SVC, port_base).await?;
+    let (session_listener, session_admin_listener) = bind(SESSION_SVC, port_base).await?;
 
     let mut suite = Suite {
         tasks: JoinSet::new(),
@@ -148,17 +151,39 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
         DEVICE_SVC,
         device_svc::serve_on(device_config, device_listener, device_admin_listener, shutdown.clone()),
     );
+    suite.spawn(
+        SESSION_SVC,
+        session_svc::serve_on(
+            session_config,
+            session_listener,
+            session_admin_listener,
+            shutdown.clone(),
+        ),
+    );
 
     supervise(suite, &data, port_base, &shutdown).await
 }
 
-/// device-svc's settings: its ports and files from the plan and the data directory, and the
-/// session-svc and pki-svc it sends revocations to (queued until those run).
+/// device-svc's settings, with the session-svc and pki-svc it sends revocations to (pki-svc's
+/// wait in its outbox until pki-svc runs).
 ///
 /// The process environment is not read: `up` is meant to run the same everywhere.
 fn device_config(data: &DataDir, base: PortBase) -> Result<DeviceConfig, UpError> {
-    let ports = DEVICE_SVC.ports(base);
-    let tls = data.tls(DEVICE_SVC.name);
+    let mut settings = member_settings(DEVICE_SVC, data, base);
+    settings
+        .set("session_svc_url", SESSION_SVC.url(base))
+        .set("pki_svc_url", PKI_SVC.url(base));
+    DeviceConfig::from_settings(&settings).map_err(|source| UpError::Config {
+        service: DEVICE_SVC.name,
+        source,
+    })
+}
+
+/// The settings every member takes from the plan and the data directory: its ports, its
+/// certificate, its database and the page-token secret.
+fn member_settings(member: Member, data: &DataDir, base: PortBase) -> Settings {
+    let ports = member.ports(base);
+    let tls = data.tls(member.name);
     let mut settings = Settings::default();
     settings
         .set("listen", ports.grpc.to_string())
@@ -166,12 +191,17 @@ fn device_config(data: &DataDir, base: PortBase) -> Result<DeviceConfig, UpError
         .set("tls_ca", tls.ca.display().to_string())
         .set("tls_cert", tls.cert.display().to_string())
         .set("tls_key", tls.key.display().to_string())
-        .set("database_url", data.database_url(DEVICE_SVC.name))
-        .set("page_token_secret", data.page_token_secret())
-        .set("session_svc_url", SESSION_SVC.url(base))
-        .set("pki_svc_url", PKI_SVC.url(base));
-    DeviceConfig::from_settings(&settings).map_err(|source| UpError::Config {
-        service: DEVICE_SVC.name,
+        .set("database_url", data.database_url(member.name))
+        .set("page_token_secret", data.page_token_secret());
+    settings
+}
+
+/// session-svc's settings, with the TOTP key from the data directory.
+fn session_config(data: &DataDir, base: PortBase) -> Result<SessionConfig, UpError> {
+    let mut settings = member_settings(SESSION_SVC, data, base);
+    settings.set("totp_encryption_key", data.totp_encryption_key());
+    SessionConfig::from_settings(&settings).map_err(|source| UpError::Config {
+        service: SESSION_SVC.name,
         source,
     })
 }

@@ -139,3 +139,72 @@ impl TestDatabase {
         self.url.starts_with("postgres")
     }
 }
+
+/// A service under test: serving on ephemeral ports until stopped.
+#[derive(Debug)]
+pub struct RunningService {
+    /// The mTLS gRPC address.
+    pub addr: SocketAddr,
+    /// The plaintext admin address.
+    pub admin_addr: SocketAddr,
+    shutdown: service_kit::shutdown::Shutdown,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl RunningService {
+    /// Binds `127.0.0.1:0` twice and runs `serve(grpc, admin, shutdown)` (a service's `serve_on`).
+    pub async fn start<F, Fut, E>(serve: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, tokio::net::TcpListener, service_kit::shutdown::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let shutdown = service_kit::shutdown::Shutdown::new();
+        let serving = serve(grpc, admin, shutdown.clone());
+        let task = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
+        Self { addr, admin_addr, shutdown, task }
+    }
+
+    /// Stops the service and waits for it to drain; panics if it had failed.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The settings every service needs in a test: its certificate files from `pki`, `database`
+/// and a page-token secret.
+pub fn base_settings(pki: &TestPki, service: &str, database: &TestDatabase) -> service_kit::config::Settings {
+    let files = pki.service_files(service);
+    let mut settings = service_kit::config::Settings::default();
+    settings
+        .set("tls_ca", files.ca.display().to_string())
+        .set("tls_cert", files.cert.display().to_string())
+        .set("tls_key", files.key.display().to_string())
+        .set("database_url", database.url.clone())
+        .set("page_token_secret", "test-page-token-secret");
+    settings
+}
+
+/// Retries `attempt` every 25 ms for up to 5 s until it succeeds: a service is ready when a call
+/// gets through (migrations run before it serves).
+pub async fn wait_until_ready<F, Fut, T, E>(mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    let mut last = None;
+    for _ in 0..200 {
+        match attempt().await {
+            Ok(_) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the service did not become ready: {last:?}");
+}
