@@ -2,7 +2,7 @@
 
 use portcullis_proto::device::v1 as pb;
 use portcullis_proto::device::v1::device_service_server::DeviceService;
-use service_kit::guard::caller;
+use service_kit::guard;
 use service_kit::observe::current_request_id;
 use service_kit::page_token::{self, PageTokens};
 use tonic::{Request, Response, Status};
@@ -114,9 +114,7 @@ impl DeviceApi {
     }
 
     fn actor<T>(&self, request: &Request<T>) -> String {
-        caller(request)
-            .map(|identity| identity.spiffe_id(&self.trust_domain))
-            .unwrap_or_default()
+        guard::actor(request, &self.trust_domain)
     }
 }
 
@@ -156,13 +154,9 @@ fn device_condition(filter: &str, search: &str) -> Result<SqlCondition> {
 impl DeviceApi {
     /// Opens a page token into the id to continue after.
     fn cursor(&self, scope: &str, token: &str) -> Result<Option<String>> {
-        if token.is_empty() {
-            return Ok(None);
-        }
         self.page_tokens
-            .open(scope, token)
-            .map(Some)
-            .ok_or(Error::InvalidPageToken)
+            .resume(scope, token)
+            .map_err(|_| Error::InvalidPageToken)
     }
 
     async fn lifecycle(&self, request: Request<String>, action: Action) -> Result<pb::Device> {

@@ -1,6 +1,8 @@
 //! device-svc's errors and their mapping to gRPC statuses with `ErrorInfo` reasons.
 
-use service_kit::status::{Reason, invalid_field, status_with_reason, status_with_reason_str};
+use service_kit::status::{
+    Reason, database_status, internal_status, invalid_field, status_with_reason, status_with_reason_str,
+};
 use tonic::Code;
 
 use crate::assertion::AssertionError;
@@ -117,20 +119,8 @@ impl From<Error> for tonic::Status {
                 tracing::error!(%detail, "dependency unavailable");
                 status_with_reason(Code::Unavailable, Reason::Unavailable, "temporarily unavailable; retry")
             }
-            Error::Database(e) => {
-                // SQL text and driver messages stay in the logs.
-                tracing::error!(error = %e, "database error");
-                match e {
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                        status_with_reason(Code::Unavailable, Reason::Unavailable, "the database is unavailable")
-                    }
-                    _ => status_with_reason(Code::Internal, Reason::Internal, "internal error"),
-                }
-            }
-            Error::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt stored data");
-                status_with_reason(Code::Internal, Reason::Internal, "internal error")
-            }
+            Error::Database(e) => database_status(&e),
+            Error::Corrupt(detail) => internal_status(&format!("corrupt stored data: {detail}")),
         }
     }
 }

@@ -83,7 +83,6 @@ pub struct Enrolled {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
-    pool: AnyPool,
 }
 
 const DEVICE_COLUMNS: &str = "id, status, created_at, updated_at, last_seen_at, display_name, platform, manufacturer, \
@@ -223,15 +222,12 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
 impl Store {
     /// A store over an open, migrated database.
     pub fn new(db: Database) -> Self {
-        Self {
-            pool: db.pool.clone(),
-            db,
-        }
+        Self { db }
     }
 
     /// The pool, for tests and benchmarks.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        &self.db.pool
     }
 
     async fn insert_event(tx: &mut Transaction<'static, Any>, event: NewEvent<'_>, actor: &str, at: i64) -> Result<()> {
@@ -463,7 +459,7 @@ impl Store {
     pub async fn get_device(&self, id: &str) -> Result<Device> {
         let row = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::DeviceNotFound(id.to_owned()))?;
         let mut devices = [device_from_row(&row)?];
@@ -489,7 +485,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let mut keys = Vec::new();
-        for row in query.fetch_all(&self.pool).await? {
+        for row in query.fetch_all(&self.db.pool).await? {
             keys.push(key_from_row(&row)?);
         }
         let mut users = Vec::new();
@@ -502,7 +498,7 @@ impl Store {
             for id in &ids {
                 query = query.bind(id.as_str());
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.fetch_all(&self.db.pool).await? {
                 users.push(user_from_row(&row)?);
             }
         }
@@ -528,7 +524,7 @@ impl Store {
         with_users: bool,
     ) -> Result<Vec<Device>> {
         let (sql, values) = keyset_page(DEVICE_COLUMNS, "devices", condition, after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         let mut devices = rows.iter().map(device_from_row).collect::<Result<Vec<_>>>()?;
         self.attach(&mut devices, with_users).await?;
         Ok(devices)
@@ -543,7 +539,7 @@ impl Store {
         };
         let sql = format!("SELECT COUNT(*) FROM devices{where_clause}");
         let row = bind_values(sqlx::query(&sql), &condition.values)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -656,7 +652,7 @@ impl Store {
         let sql = format!(
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (SELECT device_id FROM device_users WHERE user_id = $1) ORDER BY id LIMIT 1000"
         );
-        let rows = sqlx::query(&sql).bind(user_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(user_id).fetch_all(&self.db.pool).await?;
         let mut devices = rows.iter().map(device_from_row).collect::<Result<Vec<_>>>()?;
         self.attach(&mut devices, false).await?;
         Ok(devices)
@@ -724,7 +720,7 @@ impl Store {
                 device_columns.join(", ")
             )
         });
-        let rows = sqlx::query(&SQL).bind(kid).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&SQL).bind(kid).fetch_all(&self.db.pool).await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let mut device = device_from_row(first)?;
         for row in &rows {
@@ -755,7 +751,7 @@ impl Store {
         let _turn = self.db.write_turn().await;
         Ok(sqlx::query("DELETE FROM assertion_replays WHERE expires_at < $1")
             .bind(now_unix)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?
             .rows_affected())
     }
@@ -768,7 +764,7 @@ impl Store {
             .bind(signals_json(signals)?)
             .bind(now)
             .bind(device_id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?
             .rows_affected();
         drop(turn);
@@ -786,7 +782,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Event>> {
         let (sql, values) = keyset_page("*", "device_events", condition, after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -797,7 +793,7 @@ impl Store {
              WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT {limit}"
         ))
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
@@ -821,7 +817,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = '' WHERE id = $2")
             .bind(now_micros())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -834,7 +830,7 @@ impl Store {
             .bind(error)
             .bind(next_attempt_at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -842,7 +838,7 @@ impl Store {
     /// Outbox entries not yet delivered.
     pub async fn pending_outbox(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         Ok(n)
     }

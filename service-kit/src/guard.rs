@@ -138,3 +138,10 @@ fn peer_identity(request: &http::Request<Body>, trust_domain: &str, cache: &Iden
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Identity> {
     request.extensions().get::<Identity>()
 }
+
+/// The caller's SPIFFE id, as events record who did something ("" if the guard recorded none).
+pub fn actor<T>(request: &tonic::Request<T>, trust_domain: &str) -> String {
+    caller(request)
+        .map(|identity| identity.spiffe_id(trust_domain))
+        .unwrap_or_default()
+}

@@ -22,6 +22,11 @@ pub fn page_size(requested: i32) -> Result<usize, &'static str> {
     }
 }
 
+/// A page token that was altered, sealed by another key, or issued for another query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid page token")]
+pub struct InvalidPageToken;
+
 /// Seals and opens page tokens with one key. Tokens from another key, or altered, do not open.
 #[derive(Clone)]
 pub struct PageTokens {
@@ -68,6 +73,15 @@ impl PageTokens {
             return None;
         }
         String::from_utf8(cursor.to_vec()).ok()
+    }
+
+    /// Where a request's page starts: `None` for the first page (no token), the cursor sealed in
+    /// `token` otherwise, or `Err` when the token is not one this key sealed for `scope`.
+    pub fn resume(&self, scope: &str, token: &str) -> Result<Option<String>, InvalidPageToken> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        self.open(scope, token).map(Some).ok_or(InvalidPageToken)
     }
 
     /// Trims `rows`, fetched with one row more than `limit`, to `limit`. The extra row's presence

@@ -51,3 +51,23 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> tonic::Stat
     details.add_bad_request_violation(field, description.clone());
     tonic::Status::with_error_details(tonic::Code::InvalidArgument, format!("{field}: {description}"), details)
 }
+
+/// The status for a database error: UNAVAILABLE when the database cannot be reached, INTERNAL
+/// otherwise. The driver's message (which may hold SQL) goes to the log, never to the caller.
+pub fn database_status(error: &sqlx::Error) -> tonic::Status {
+    tracing::error!(error = %error, "database error");
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => status_with_reason(
+            tonic::Code::Unavailable,
+            Reason::Unavailable,
+            "the database is unavailable",
+        ),
+        _ => status_with_reason(tonic::Code::Internal, Reason::Internal, "internal error"),
+    }
+}
+
+/// INTERNAL for a fault the caller cannot fix; `detail` goes to the log only.
+pub fn internal_status(detail: &str) -> tonic::Status {
+    tracing::error!(%detail, "internal error");
+    status_with_reason(tonic::Code::Internal, Reason::Internal, "internal error")
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use portcullis_proto::session::v1 as pb;
 use portcullis_proto::session::v1::directory_service_server::DirectoryService;
 use service_kit::filter::{Field, FieldKind, SqlValue, compile_filter};
-use service_kit::guard::caller;
+use service_kit::guard;
 use service_kit::page_token::{self, PageTokens};
 use tonic::{Request, Response, Status};
 
@@ -77,19 +77,13 @@ impl DirectoryApi {
     }
 
     fn actor<T>(&self, request: &Request<T>) -> String {
-        caller(request)
-            .map(|identity| identity.spiffe_id(&self.trust_domain))
-            .unwrap_or_default()
+        guard::actor(request, &self.trust_domain)
     }
 
     fn cursor(&self, scope: &str, token: &str) -> Result<Option<String>> {
-        if token.is_empty() {
-            return Ok(None);
-        }
         self.page_tokens
-            .open(scope, token)
-            .map(Some)
-            .ok_or(Error::InvalidPageToken)
+            .resume(scope, token)
+            .map_err(|_| Error::InvalidPageToken)
     }
 
     async fn lifecycle(&self, actor: String, user_id: String, to: UserStatus, verb: &'static str) -> Result<pb::User> {

@@ -1,6 +1,6 @@
 //! session-svc's errors and their mapping to gRPC statuses with `ErrorInfo` reasons.
 
-use service_kit::status::{Reason, invalid_field, status_with_reason, status_with_reason_str};
+use service_kit::status::{database_status, internal_status, invalid_field, status_with_reason_str};
 use tonic::Code;
 
 use crate::model::UserStatus;
@@ -133,23 +133,9 @@ impl From<Error> for tonic::Status {
             Error::SessionRevoked => reason(Code::Unauthenticated, "SESSION_REVOKED"),
             Error::InvalidGrant(_) => reason(Code::InvalidArgument, "INVALID_GRANT"),
             Error::CursorExpired => reason(Code::OutOfRange, "CURSOR_EXPIRED"),
-            Error::Secret(detail) => {
-                tracing::error!(%detail, "secret handling failed");
-                status_with_reason(Code::Internal, Reason::Internal, "internal error")
-            }
-            Error::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                match e {
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                        status_with_reason(Code::Unavailable, Reason::Unavailable, "the database is unavailable")
-                    }
-                    _ => status_with_reason(Code::Internal, Reason::Internal, "internal error"),
-                }
-            }
-            Error::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt stored data");
-                status_with_reason(Code::Internal, Reason::Internal, "internal error")
-            }
+            Error::Secret(detail) => internal_status(&format!("secret handling failed: {detail}")),
+            Error::Database(e) => database_status(&e),
+            Error::Corrupt(detail) => internal_status(&format!("corrupt stored data: {detail}")),
         }
     }
 }

@@ -220,21 +220,17 @@ fn json(map: &BTreeMap<String, String>) -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
-    pool: AnyPool,
 }
 
 impl Store {
     /// A store over an open, migrated database.
     pub fn new(db: Database) -> Self {
-        Self {
-            pool: db.pool.clone(),
-            db,
-        }
+        Self { db }
     }
 
     /// The pool, for tests and benchmarks.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Records an event in `tx`.
@@ -322,7 +318,7 @@ impl Store {
     pub async fn get_user(&self, id: &str) -> Result<User> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::UserNotFound(id.to_owned()))?;
         user_from_row(&row)
@@ -332,7 +328,7 @@ impl Store {
     pub async fn get_user_by_login(&self, login: &str) -> Result<User> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE login_key = $1"))
             .bind(login.to_lowercase())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::UserNotFound(login.to_owned()))?;
         user_from_row(&row)
@@ -346,7 +342,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<User>> {
         let (sql, values) = keyset_page(USER_COLUMNS, "users", condition, after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -496,7 +492,7 @@ impl Store {
         .bind(name.to_lowercase())
         .bind(description)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -514,7 +510,7 @@ impl Store {
     pub async fn get_group(&self, id: &str) -> Result<Group> {
         let row = sqlx::query("SELECT * FROM groups WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::GroupNotFound(id.to_owned()))?;
         group_from_row(&row)
@@ -523,7 +519,7 @@ impl Store {
     /// Groups in id order after `after_id`.
     pub async fn list_groups(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<Group>> {
         let (sql, values) = keyset_page("*", "groups", &SqlCondition::default(), after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         rows.iter().map(group_from_row).collect()
     }
 
@@ -624,7 +620,7 @@ impl Store {
             "SELECT g.* FROM groups g JOIN group_members m ON m.group_id = g.id WHERE m.user_id = $1 ORDER BY g.name_key",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter().map(group_from_row).collect()
     }
@@ -678,7 +674,7 @@ impl Store {
             "SELECT {USER_COLUMNS}, password_hash, failed_attempts FROM users WHERE login_key = $1"
         ))
         .bind(login.to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(PasswordState {
@@ -741,7 +737,7 @@ impl Store {
         sqlx::query("UPDATE users SET failed_attempts = 0, last_login_at = $1 WHERE id = $2")
             .bind(now_micros())
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -811,7 +807,7 @@ impl Store {
     pub async fn totp_seed(&self, user_id: &str) -> Result<(User, Option<Vec<u8>>)> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, totp_seed FROM users WHERE id = $1"))
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::UserNotFound(user_id.to_owned()))?;
         Ok((user_from_row(&row)?, row.try_get("totp_seed")?))
@@ -826,7 +822,7 @@ impl Store {
         )
         .bind(step)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -893,7 +889,7 @@ impl Store {
     pub async fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<Session>> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"))
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         row.as_ref().map(session_from_row).transpose()
     }
@@ -906,7 +902,7 @@ impl Store {
         )
         .bind(at)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -915,7 +911,7 @@ impl Store {
     pub async fn get_session(&self, id: &str) -> Result<Session> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?
             .ok_or_else(|| Error::SessionNotFound(id.to_owned()))?;
         session_from_row(&row)
@@ -950,7 +946,7 @@ impl Store {
             values,
         };
         let (sql, values) = keyset_page(SESSION_COLUMNS, "sessions", &condition, after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         let now = now_micros();
         let sessions = rows.iter().map(session_from_row).collect::<Result<Vec<_>>>()?;
         // Idle expiry depends on last activity, which SQL above does not check.
@@ -1150,7 +1146,7 @@ impl Store {
             "SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT {limit}"
         ))
         .bind(seq)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         rows.iter().map(revocation_from_row).collect()
     }
@@ -1158,7 +1154,7 @@ impl Store {
     /// The newest feed position (0 when empty).
     pub async fn latest_revocation_seq(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM revocations")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         Ok(row.try_get("seq")?)
     }
@@ -1182,7 +1178,7 @@ impl Store {
         .bind(code.scopes.join(" "))
         .bind(now_micros())
         .bind(code.expires_at)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -1266,7 +1262,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Event>> {
         let (sql, values) = keyset_page("*", "events", condition, after_id, limit);
-        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -1292,7 +1288,11 @@ impl Store {
         for (sql, bound) in statements {
             // One short write at a time, so the hot path never waits long behind the sweeper.
             let _turn = self.db.write_turn().await;
-            removed += sqlx::query(sql).bind(bound).execute(&self.pool).await?.rows_affected();
+            removed += sqlx::query(sql)
+                .bind(bound)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
         }
         removed += self.prune_feed(horizon).await?;
         Ok(removed)
@@ -1328,7 +1328,7 @@ impl Store {
     /// Feed positions up to this one were pruned.
     pub async fn feed_pruned_through(&self) -> Result<i64> {
         let row = sqlx::query("SELECT pruned_through FROM revocation_horizon WHERE singleton = 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         Ok(row.try_get("pruned_through")?)
     }
