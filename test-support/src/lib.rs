@@ -166,7 +166,12 @@ impl RunningService {
         let shutdown = service_kit::shutdown::Shutdown::new();
         let serving = serve(grpc, admin, shutdown.clone());
         let task = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
-        Self { addr, admin_addr, shutdown, task }
+        Self {
+            addr,
+            admin_addr,
+            shutdown,
+            task,
+        }
     }
 
     /// Stops the service and waits for it to drain; panics if it had failed.
