@@ -125,11 +125,12 @@ impl Authenticators {
             .map_err(|e| Error::Secret(e.to_string()))?;
         let now = now_micros() / 1_000_000;
         let step = totp::matching_step(&seed, code.trim(), now).ok_or(Error::InvalidTotp)?;
-        if !self.store.use_totp_step(user_id, step).await? {
-            return Err(Error::TotpReplayed);
-        }
+        // Refused users do not spend the step.
         if user.status != UserStatus::Active {
             return Err(Error::UserNotActive);
+        }
+        if !self.store.use_totp_step(user_id, step).await? {
+            return Err(Error::TotpReplayed);
         }
         Ok(user)
     }

@@ -191,9 +191,10 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// The stored name of a revocation reason.
+/// A revocation reason as events show it: `DEVICE_SUSPENDED`, without the enum's prefix.
 pub fn reason_name(reason: pb::RevocationReason) -> &'static str {
-    reason.as_str_name()
+    let name = reason.as_str_name();
+    name.strip_prefix("REVOCATION_REASON_").unwrap_or(name)
 }
 
 impl User {

@@ -190,7 +190,11 @@ impl Sessions {
             return Err(Error::field("device_id", "is required with device_authenticator_only"));
         }
         validate::length("idempotency_key", &idempotency_key, 0, 255)?;
-        let reason = pb::RevocationReason::try_from(reason).map_err(|_| Error::field("reason", "unknown value"))?;
+        let reason = match pb::RevocationReason::try_from(reason) {
+            Ok(pb::RevocationReason::Unspecified) => pb::RevocationReason::Admin,
+            Ok(reason) => reason,
+            Err(_) => return Err(Error::field("reason", "unknown value")),
+        };
         let selector = SessionSelector {
             user_id,
             device_id,
@@ -283,7 +287,21 @@ impl Sessions {
                 "must be 43 to 128 unreserved characters (RFC 7636)",
             ));
         }
-        let (redemption, revoked) = self.store.redeem_code(&tokens::secret_hash(&code), actor).await?;
+        let matches = |stored: &AuthorizationCode| {
+            if stored.client_id != client_id || stored.redirect_uri != redirect_uri {
+                return Err(Error::InvalidGrant(
+                    "the code was issued to another client or redirect URI",
+                ));
+            }
+            if !tokens::pkce_s256_matches(&code_verifier, &stored.code_challenge) {
+                return Err(Error::InvalidGrant("the code verifier does not match the challenge"));
+            }
+            Ok(())
+        };
+        let (redemption, revoked) = self
+            .store
+            .redeem_code(&tokens::secret_hash(&code), matches, actor)
+            .await?;
         if revoked.is_some() {
             self.feed.wake();
         }
@@ -292,14 +310,6 @@ impl Sessions {
             Redemption::Reused => return Err(Error::InvalidGrant("the code was already used; its session is revoked")),
             Redemption::Unknown => return Err(Error::InvalidGrant("unknown or expired code")),
         };
-        if stored.client_id != client_id || stored.redirect_uri != redirect_uri {
-            return Err(Error::InvalidGrant(
-                "the code was issued to another client or redirect URI",
-            ));
-        }
-        if !tokens::pkce_s256_matches(&code_verifier, &stored.code_challenge) {
-            return Err(Error::InvalidGrant("the code verifier does not match the challenge"));
-        }
         let session = self.store.get_session(&stored.session_id).await?;
         match session.state(now_micros()) {
             SessionState::Active => Ok((session, stored)),

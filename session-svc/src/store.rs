@@ -592,6 +592,15 @@ impl Store {
             .await?
             .rows_affected();
         if removed == 0 {
+            // Name what is missing: the group, the user, or only the membership.
+            let group: Option<(String,)> = sqlx::query_as("SELECT id FROM groups WHERE id = $1")
+                .bind(group_id)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if group.is_none() {
+                return Err(Error::GroupNotFound(group_id.to_owned()));
+            }
+            Self::load_user(&mut w.tx, user_id).await?;
             return Err(Error::MembershipNotFound {
                 group_id: group_id.to_owned(),
                 user_id: user_id.to_owned(),
@@ -695,14 +704,31 @@ impl Store {
     ) -> Result<Option<i64>> {
         let now = now_micros();
         let mut w = self.db.begin_write().await?;
-        let (failed,): (i64,) = sqlx::query_as(&format!(
-            "SELECT failed_attempts FROM users WHERE id = $1{}",
+        let (failed, locked_until): (i64, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT failed_attempts, locked_until FROM users WHERE id = $1{}",
             self.db.for_update()
         ))
         .bind(user_id)
         .fetch_one(&mut *w.tx)
         .await?;
-        let failed = failed + 1;
+        // A lock that ran out before the sweeper noticed ends here, with its event, and the
+        // count starts again.
+        let failed = if locked_until.is_some_and(|until| until <= now) {
+            Self::insert_event(
+                &mut w.tx,
+                NewEvent {
+                    event_type: "user.account.unlock",
+                    user_id,
+                    ..Default::default()
+                },
+                "system",
+                now,
+            )
+            .await?;
+            1
+        } else {
+            failed + 1
+        };
         let locks = failed >= max_attempts;
         sqlx::query("UPDATE users SET failed_attempts = $1, locked_until = $2 WHERE id = $3")
             .bind(if locks { 0 } else { failed })
@@ -939,7 +965,11 @@ impl Store {
         }
         if !include_ended {
             values.push(SqlValue::Int(now_micros()));
-            clauses.push(format!("revoked_at IS NULL AND expires_at > ${}", values.len()));
+            // Idle expiry too, so a page is never cut short by sessions filtered out below.
+            clauses.push(format!(
+                "revoked_at IS NULL AND expires_at > ${n} AND last_active_at + idle_timeout_us > ${n}",
+                n = values.len()
+            ));
         }
         let condition = SqlCondition {
             sql: clauses.join(" AND "),
@@ -972,7 +1002,12 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        let mut clauses = vec!["revoked_at IS NULL".to_owned(), "expires_at > $1".to_owned()];
+        // Sessions already ended by time are not revoked again (nor counted, nor fed).
+        let mut clauses = vec![
+            "revoked_at IS NULL".to_owned(),
+            "expires_at > $1".to_owned(),
+            "last_active_at + idle_timeout_us > $1".to_owned(),
+        ];
         let mut values = vec![SqlValue::Int(now)];
         if !selector.user_id.is_empty() {
             values.push(SqlValue::Text(selector.user_id.clone()));
@@ -1038,7 +1073,7 @@ impl Store {
                 event_type: "user.session.end",
                 user_id: &user_id,
                 session_id: &session_id,
-                details: vec![("reason", reason.as_str_name().to_owned())],
+                details: vec![("reason", crate::model::reason_name(reason).to_owned())],
             },
             actor,
             now,
@@ -1113,6 +1148,13 @@ impl Store {
     ) -> Result<(i64, Vec<RevocationRecord>)> {
         let now = now_micros();
         let mut w = self.db.begin_write().await?;
+        if self.db.backend == Backend::Postgres {
+            // Taken before the key is checked, so a concurrent call with the same key waits and
+            // then finds it applied, rather than failing on the key's uniqueness.
+            sqlx::query("LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *w.tx)
+                .await?;
+        }
         if !idempotency_key.is_empty() {
             let applied: Option<(i64,)> =
                 sqlx::query_as("SELECT revoked_count FROM applied_revocations WHERE idempotency_key = $1")
@@ -1183,8 +1225,16 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a code once; a second redemption revokes the code's session.
-    pub async fn redeem_code(&self, code_hash: &str, actor: &str) -> Result<(Redemption, Option<RevocationRecord>)> {
+    /// Redeems a code once; a second redemption revokes the code's session. `matches` checks
+    /// the request against the code (client, redirect URI, PKCE) before the code is spent, so a
+    /// request that fails it — someone holding a stolen code but not the verifier — neither
+    /// spends the code nor ends the session.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        matches: impl FnOnce(&AuthorizationCode) -> Result<()>,
+        actor: &str,
+    ) -> Result<(Redemption, Option<RevocationRecord>)> {
         let now = now_micros();
         let mut w = self.db.begin_write().await?;
         let row = sqlx::query(&format!(
@@ -1243,6 +1293,7 @@ impl Store {
         if code.expires_at <= now {
             return Ok((Redemption::Unknown, None));
         }
+        matches(&code)?;
         sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2")
             .bind(now)
             .bind(code_hash)
