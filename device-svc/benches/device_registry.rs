@@ -12,7 +12,7 @@
 //!
 //! What it does:
 //! 1. starts device-svc in-process on `127.0.0.1:0` with real mTLS (a throwaway test PKI) and
-//!    16 database connections, which runs the migrations;
+//!    its default database connections (two per core), which runs the migrations;
 //! 2. seeds N devices straight into the service's schema through SQL (500-row INSERTs, 20,000
 //!    devices per transaction): `devices`, `device_search` (the terms store.rs makes),
 //!    `device_users` (users spread over N/2 ids), `device_keys`; platforms 40% Windows, 30%
