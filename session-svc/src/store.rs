@@ -257,6 +257,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records an event about a user (no session, no details) in `tx`.
+    async fn insert_user_event(
+        tx: &mut Transaction<'static, Any>,
+        event_type: &'static str,
+        user_id: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        Self::insert_event(
+            tx,
+            NewEvent {
+                event_type,
+                user_id,
+                ..Default::default()
+            },
+            actor,
+            at,
+        )
+        .await
+    }
+
     /// Records one event on its own.
     pub async fn record_event(&self, event: NewEvent<'_>, actor: &str) -> Result<()> {
         let mut w = self.db.begin_write().await?;
@@ -289,17 +310,7 @@ impl Store {
         if inserted == 0 {
             return Err(Error::LoginTaken(new.login.clone()));
         }
-        Self::insert_event(
-            &mut w.tx,
-            NewEvent {
-                event_type: "user.lifecycle.create",
-                user_id: &id,
-                ..Default::default()
-            },
-            actor,
-            now,
-        )
-        .await?;
+        Self::insert_user_event(&mut w.tx, "user.lifecycle.create", &id, actor, now).await?;
         let user = Self::load_user(&mut w.tx, &id).await?;
         w.tx.commit().await?;
         Ok(user)
@@ -366,17 +377,7 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        Self::insert_event(
-            &mut w.tx,
-            NewEvent {
-                event_type: "user.account.update_profile",
-                user_id: id,
-                ..Default::default()
-            },
-            actor,
-            now,
-        )
-        .await?;
+        Self::insert_user_event(&mut w.tx, "user.account.update_profile", id, actor, now).await?;
         let user = Self::load_user(&mut w.tx, id).await?;
         w.tx.commit().await?;
         Ok(user)
@@ -461,17 +462,7 @@ impl Store {
             .bind(id)
             .execute(&mut *w.tx)
             .await?;
-        Self::insert_event(
-            &mut w.tx,
-            NewEvent {
-                event_type: "user.lifecycle.delete",
-                user_id: id,
-                ..Default::default()
-            },
-            actor,
-            now,
-        )
-        .await?;
+        Self::insert_user_event(&mut w.tx, "user.lifecycle.delete", id, actor, now).await?;
         w.tx.commit().await?;
         Ok(())
     }
@@ -662,17 +653,7 @@ impl Store {
         if updated == 0 {
             return Err(Error::UserNotFound(user_id.to_owned()));
         }
-        Self::insert_event(
-            &mut w.tx,
-            NewEvent {
-                event_type: "user.account.update_password",
-                user_id,
-                ..Default::default()
-            },
-            actor,
-            now,
-        )
-        .await?;
+        Self::insert_user_event(&mut w.tx, "user.account.update_password", user_id, actor, now).await?;
         w.tx.commit().await?;
         Ok(())
     }
@@ -714,17 +695,7 @@ impl Store {
         // A lock that ran out before the sweeper noticed ends here, with its event, and the
         // count starts again.
         let failed = if locked_until.is_some_and(|until| until <= now) {
-            Self::insert_event(
-                &mut w.tx,
-                NewEvent {
-                    event_type: "user.account.unlock",
-                    user_id,
-                    ..Default::default()
-                },
-                "system",
-                now,
-            )
-            .await?;
+            Self::insert_user_event(&mut w.tx, "user.account.unlock", user_id, "system", now).await?;
             1
         } else {
             failed + 1
@@ -782,17 +753,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *w.tx)
                 .await?;
-            Self::insert_event(
-                &mut w.tx,
-                NewEvent {
-                    event_type: "user.account.unlock",
-                    user_id: id,
-                    ..Default::default()
-                },
-                "system",
-                now,
-            )
-            .await?;
+            Self::insert_user_event(&mut w.tx, "user.account.unlock", id, "system", now).await?;
         }
         w.tx.commit().await?;
         Ok(rows.len())
