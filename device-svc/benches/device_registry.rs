@@ -360,12 +360,21 @@ impl Service {
     }
 }
 
+/// `count` clients over `PORTCULLIS_BENCH_CHANNELS` mTLS connections (default one each),
+/// shared round-robin: HTTP/2 multiplexes their calls, as a gateway's few channels would.
 async fn clients(addr: SocketAddr, tls: &TlsMaterial, count: usize) -> Vec<DeviceServiceClient<Channel>> {
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        clients.push(DeviceServiceClient::new(channel(addr, tls).await.unwrap()));
+    let channels: usize = std::env::var("PORTCULLIS_BENCH_CHANNELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(count);
+    let mut connections = Vec::with_capacity(channels);
+    for _ in 0..channels.min(count) {
+        connections.push(channel(addr, tls).await.unwrap());
     }
-    clients
+    (0..count)
+        .map(|i| DeviceServiceClient::new(connections[i % connections.len()].clone()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -108,15 +108,7 @@ async fn serve(
         session: receiver("session_svc_url", config.session_svc_url.as_deref(), &tls)?,
         pki: receiver("pki_svc_url", config.pki_svc_url.as_deref(), &tls)?,
     };
-    let page_tokens = match &config.page_token_secret {
-        Some(secret) => PageTokens::new(secret.as_bytes()),
-        None => {
-            tracing::warn!(
-                "page_token_secret is unset: page tokens will not survive a restart or work across replicas"
-            );
-            PageTokens::new(uuid::Uuid::new_v4().as_bytes())
-        }
-    };
+    let page_tokens = PageTokens::from_setting(config.page_token_secret.as_deref());
     let api = DeviceApi::new(
         store.clone(),
         page_tokens,

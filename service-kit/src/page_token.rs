@@ -47,6 +47,20 @@ impl PageTokens {
         }
     }
 
+    /// Tokens sealed with the configured secret or, when none is configured, with a random one
+    /// (tokens then do not survive a restart or work across replicas, which is logged).
+    pub fn from_setting(secret: Option<&str>) -> Self {
+        match secret {
+            Some(secret) => Self::new(secret.as_bytes()),
+            None => {
+                tracing::warn!(
+                    "page_token_secret is unset: page tokens will not survive a restart or work across replicas"
+                );
+                Self::new(uuid::Uuid::new_v4().as_bytes())
+            }
+        }
+    }
+
     /// A token for `cursor`, bound to `scope` (the filter, say) so it cannot be replayed with
     /// another query.
     pub fn seal(&self, scope: &str, cursor: &str) -> String {

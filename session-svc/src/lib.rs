@@ -111,15 +111,7 @@ async fn serve(
             duration: config.lockout_duration,
         },
     );
-    let page_tokens = match &config.page_token_secret {
-        Some(secret) => PageTokens::new(secret.as_bytes()),
-        None => {
-            tracing::warn!(
-                "page_token_secret is unset: page tokens will not survive a restart or work across replicas"
-            );
-            PageTokens::new(uuid::Uuid::new_v4().as_bytes())
-        }
-    };
+    let page_tokens = PageTokens::from_setting(config.page_token_secret.as_deref());
     let feed = RevocationFeed::new(store.clone(), config.feed_poll_interval);
     let tail = tokio::spawn(feed.clone().run_tail(shutdown.clone()));
     let sweeper = tokio::spawn(sweeper::run(
