@@ -100,9 +100,7 @@ impl DirectoryApi {
             .store
             .set_user_status(&user_id, to, allowed, verb, event, &actor)
             .await?;
-        if !revoked.is_empty() {
-            self.feed.wake();
-        }
+        self.feed.announce(&revoked);
         Ok(user.to_proto(now_micros()))
     }
 }

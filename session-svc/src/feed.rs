@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{Error, Result};
 use crate::model::timestamp;
+use crate::session_cache::SessionCache;
 use crate::store::{RevocationRecord, Store};
 
 /// Rows read from the database per query.
@@ -32,6 +33,7 @@ pub struct RevocationFeed {
     broadcast: broadcast::Sender<Arc<RevocationRecord>>,
     wake: Notify,
     poll_interval: Duration,
+    sessions: Arc<SessionCache>,
 }
 
 /// A feed cursor: the position of the last revocation a watcher received.
@@ -67,20 +69,28 @@ fn to_proto(record: &RevocationRecord) -> pb::Revocation {
 }
 
 impl RevocationFeed {
-    /// A feed over `store`, polling for other replicas' revocations every `poll_interval`.
-    pub fn new(store: Store, poll_interval: Duration) -> Arc<Self> {
+    /// A feed over `store`, polling for other replicas' revocations every `poll_interval`, and
+    /// evicting revoked sessions from `sessions`.
+    pub fn new(store: Store, poll_interval: Duration, sessions: Arc<SessionCache>) -> Arc<Self> {
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
         Arc::new(Self {
             store,
             broadcast,
             wake: Notify::new(),
             poll_interval,
+            sessions,
         })
     }
 
-    /// Tells the tail this process just committed revocations.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+    /// Announces revocations this process just committed: their sessions leave the cache at
+    /// once, and the tail is woken to broadcast them.
+    pub fn announce(&self, revoked: &[RevocationRecord]) {
+        for record in revoked {
+            self.sessions.evict(&record.session_id);
+        }
+        if !revoked.is_empty() {
+            self.wake.notify_one();
+        }
     }
 
     /// Reads new feed rows and broadcasts them, until `shutdown`.
@@ -100,6 +110,8 @@ impl RevocationFeed {
                     let full = rows.len() == BATCH;
                     for row in rows {
                         last = row.seq;
+                        // Other replicas' revocations leave this replica's cache here.
+                        self.sessions.evict(&row.session_id);
                         // No watcher is not an error.
                         let _ = self.broadcast.send(Arc::new(row));
                     }

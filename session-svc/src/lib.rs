@@ -10,6 +10,7 @@ pub mod feed;
 pub mod model;
 pub mod password;
 pub mod session_api;
+pub mod session_cache;
 pub mod sessions;
 pub mod store;
 pub mod sweeper;
@@ -112,7 +113,8 @@ async fn serve(
         },
     );
     let page_tokens = PageTokens::from_setting(config.page_token_secret.as_deref());
-    let feed = RevocationFeed::new(store.clone(), config.feed_poll_interval);
+    let cache = std::sync::Arc::new(session_cache::SessionCache::default());
+    let feed = RevocationFeed::new(store.clone(), config.feed_poll_interval, cache.clone());
     let tail = tokio::spawn(feed.clone().run_tail(shutdown.clone()));
     let sweeper = tokio::spawn(sweeper::run(
         store.clone(),
@@ -121,7 +123,7 @@ async fn serve(
         shutdown.clone(),
     ));
     let trust_domain = config.server.trust_domain.clone();
-    let sessions = Sessions::new(store.clone(), feed.clone());
+    let sessions = Sessions::new(store.clone(), feed.clone(), cache);
     let directory = DirectoryApi::new(
         store.clone(),
         authenticators,

@@ -8,6 +8,7 @@ use portcullis_proto::session::v1 as pb;
 use crate::error::{Error, Result};
 use crate::feed::RevocationFeed;
 use crate::model::{Session, SessionState, UserStatus, new_id, now_micros};
+use crate::session_cache::SessionCache;
 use crate::store::{AuthorizationCode, Redemption, SessionSelector, Store};
 use crate::tokens;
 use crate::validate;
@@ -32,6 +33,7 @@ const CODE_LIFETIME_US: i64 = MINUTE_US;
 pub struct Sessions {
     store: Store,
     feed: Arc<RevocationFeed>,
+    cache: Arc<SessionCache>,
 }
 
 fn duration_us(field: &str, value: Option<prost_types::Duration>, default: i64, max: i64) -> Result<i64> {
@@ -57,9 +59,9 @@ fn needs_touch(session: &Session, now: i64) -> bool {
 }
 
 impl Sessions {
-    /// Sessions over `store`, announcing revocations on `feed`.
-    pub fn new(store: Store, feed: Arc<RevocationFeed>) -> Self {
-        Self { store, feed }
+    /// Sessions over `store`, announcing revocations on `feed`, validating through `cache`.
+    pub fn new(store: Store, feed: Arc<RevocationFeed>, cache: Arc<SessionCache>) -> Self {
+        Self { store, feed, cache }
     }
 
     /// Starts a session; returns it and its token (the only time the token exists outside the
@@ -140,12 +142,28 @@ impl Sessions {
         if !tokens::well_formed(token) {
             return Err(Error::InvalidSession);
         }
+        let token_hash = tokens::secret_hash(token);
+        let now = now_micros();
+        // A cached session is live as of its last validation here and was not revoked since (a
+        // revocation evicts it). If it looks expired, another replica may have refreshed it:
+        // the database decides.
+        if let Some(mut session) = self.cache.get(&token_hash) {
+            if session.state(now) == SessionState::Active {
+                if needs_touch(&session, now) {
+                    self.store.touch_session(&session.id, now).await?;
+                    self.cache.touch(&token_hash, now);
+                    session.last_active_at = now;
+                }
+                return Ok(session);
+            }
+            self.cache.evict(&session.id);
+        }
+        let generation = self.cache.generation();
         let mut session = self
             .store
-            .session_by_token_hash(&tokens::secret_hash(token))
+            .session_by_token_hash(&token_hash)
             .await?
             .ok_or(Error::InvalidSession)?;
-        let now = now_micros();
         match session.state(now) {
             SessionState::Revoked => return Err(Error::SessionRevoked),
             SessionState::Expired => return Err(Error::SessionExpired),
@@ -155,6 +173,7 @@ impl Sessions {
             self.store.touch_session(&session.id, now).await?;
             session.last_active_at = now;
         }
+        self.cache.insert(generation, &token_hash, &session);
         Ok(session)
     }
 
@@ -162,9 +181,7 @@ impl Sessions {
     pub async fn revoke(&self, session_id: &str, reason: pb::RevocationReason, actor: &str) -> Result<Session> {
         validate::identifier("session_id", session_id)?;
         let (session, record) = self.store.revoke_session(session_id, reason, actor).await?;
-        if record.is_some() {
-            self.feed.wake();
-        }
+        self.feed.announce(record.as_slice());
         Ok(session)
     }
 
@@ -204,9 +221,7 @@ impl Sessions {
             .store
             .revoke_sessions(&selector, reason, &idempotency_key, actor)
             .await?;
-        if !revoked.is_empty() {
-            self.feed.wake();
-        }
+        self.feed.announce(&revoked);
         Ok(count)
     }
 
@@ -302,9 +317,7 @@ impl Sessions {
             .store
             .redeem_code(&tokens::secret_hash(&code), matches, actor)
             .await?;
-        if revoked.is_some() {
-            self.feed.wake();
-        }
+        self.feed.announce(revoked.as_slice());
         let stored = match redemption {
             Redemption::Redeemed(stored) => stored,
             Redemption::Reused => return Err(Error::InvalidGrant("the code was already used; its session is revoked")),

@@ -1219,3 +1219,48 @@ async fn sessions_already_ended_by_their_idle_timeout_are_not_revoked_again() {
     assert_eq!(revoked, 0, "nothing live was ended");
     assert_eq!(status_of(&harness, &idle.id).await, pb::SessionStatus::Expired);
 }
+
+#[tokio::test]
+async fn a_session_revoked_through_another_replica_stops_validating_here_within_the_feed_interval() {
+    let harness = Harness::start().await;
+    let alice = harness.user("alice").await;
+    let created = harness.session(&alice.id, "d1", true).await;
+    // A second replica over the same database.
+    let config = session_svc::config::SessionConfig::from_settings(&harness.settings()).unwrap();
+    let other = test_support::RunningService::start(|grpc, admin, shutdown| {
+        session_svc::serve_on(config, grpc, admin, shutdown)
+    })
+    .await;
+    let mut other_gateway = pb::session_service_client::SessionServiceClient::new(
+        test_support::channel(other.addr, &harness.pki.service("gateway"))
+            .await
+            .unwrap(),
+    );
+    test_support::wait_until_ready(|| {
+        let mut client = other_gateway.clone();
+        let token = created.token.clone();
+        async move { client.validate_session(pb::ValidateSessionRequest { token }).await }
+    })
+    .await;
+    // Validated (and so cached) on the other replica; revoked on this one.
+    revoke(
+        &harness,
+        &created.session.as_ref().unwrap().id,
+        pb::RevocationReason::Admin,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let result = other_gateway
+            .validate_session(pb::ValidateSessionRequest {
+                token: created.token.clone(),
+            })
+            .await;
+        match result {
+            Err(status) if reason(&status) == "SESSION_REVOKED" => break,
+            _ if Instant::now() < deadline => sleep(Duration::from_millis(20)).await,
+            other => panic!("still valid on the other replica after 2 s: {other:?}"),
+        }
+    }
+    other.stop().await;
+}
