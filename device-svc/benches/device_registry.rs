@@ -41,6 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use test_support::bench::{Backend, BenchDatabase, load_average, nproc};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
@@ -54,8 +55,8 @@ use service_kit::identity::Role;
 use service_kit::shutdown::Shutdown;
 use service_kit::tls::TlsMaterial;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _};
-use test_support::{TempDir, TestPki, channel};
+use sqlx::{AnyConnection, Connection as _, Executor as _, Row as _};
+use test_support::{TestPki, channel};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -85,8 +86,6 @@ const VERIFY_DEVICES: usize = 1_000;
 const VERIFY_MAX_RATE: usize = 15_000;
 /// The audience assertions are made for.
 const AUDIENCE: &str = "https://login.example.com";
-/// The PostgreSQL server used when `PORTCULLIS_BENCH_DATABASE_URL` is unset.
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Target: p99 of `ListDevices` by platform and status, in ms.
 const LIST_P99_TARGET_MS: f64 = 20.0;
 /// Target: `VerifyDeviceAssertion` calls per second.
@@ -96,21 +95,6 @@ const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Command line
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -184,26 +168,6 @@ fn parse_args() -> Args {
 // ---------------------------------------------------------------------------------------------
 // Environment
 
-fn nproc() -> String {
-    std::process::Command::new("nproc")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "?".into())
-        })
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn now_micros() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros()).unwrap()
 }
@@ -215,96 +179,6 @@ fn rfc3339(micros: i64) -> String {
         nanos: 0,
     }
     .to_string()
-}
-
-/// The database for one run: a SQLite file in a temp dir, or a new PostgreSQL database.
-struct BenchDatabase {
-    url: String,
-    backend: Backend,
-    /// For PostgreSQL: the server's admin URL and the database's name, to drop it.
-    postgres: Option<(String, String)>,
-    _dir: Option<TempDir>,
-}
-
-impl BenchDatabase {
-    async fn create(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = TempDir::new("bench");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("devices.db").display());
-                Self {
-                    url,
-                    backend,
-                    postgres: None,
-                    _dir: Some(dir),
-                }
-            }
-            Backend::Postgres => {
-                let admin_url = std::env::var("PORTCULLIS_BENCH_DATABASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-                let name = format!("pc_bench_{}", uuid::Uuid::now_v7().simple());
-                let mut conn = AnyConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-                conn.close().await.ok();
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-                let url = format!("{base}/{name}");
-                Self {
-                    url,
-                    backend,
-                    postgres: Some((admin_url, name)),
-                    _dir: None,
-                }
-            }
-        }
-    }
-
-    /// Bytes on disk.
-    async fn size(&self, pool: &AnyPool) -> u64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let Some(dir) = &self._dir else { return 0 };
-                std::fs::read_dir(dir.path())
-                    .map(|entries| {
-                        entries
-                            .flatten()
-                            .filter_map(|e| e.metadata().ok())
-                            .map(|m| m.len())
-                            .sum()
-                    })
-                    .unwrap_or(0)
-            }
-            Backend::Postgres => sqlx::query("SELECT pg_database_size(current_database())")
-                .fetch_one(pool)
-                .await
-                .ok()
-                .and_then(|row| row.try_get::<i64, _>(0).ok())
-                .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
-        }
-    }
-
-    /// Drops the PostgreSQL database; the SQLite temp dir goes with `self`.
-    async fn remove(self) {
-        if let Some((admin_url, name)) = &self.postgres {
-            match AnyConnection::connect(admin_url).await {
-                Ok(mut conn) => {
-                    match conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await
-                    {
-                        Ok(_) => println!("dropped PostgreSQL database {name}"),
-                        Err(e) => eprintln!("cannot drop database {name}: {e}"),
-                    }
-                    conn.close().await.ok();
-                }
-                Err(e) => eprintln!("cannot connect to drop database {name}: {e}"),
-            }
-        }
-        if let Some(dir) = &self._dir {
-            println!("removing SQLite files in {}", dir.path().display());
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1699,7 +1573,7 @@ async fn main() {
     );
     sqlx::any::install_default_drivers();
     let pki = Arc::new(TestPki::new());
-    let db = Arc::new(BenchDatabase::create(args.backend).await);
+    let db = Arc::new(BenchDatabase::create(args.backend, "devices.db").await);
     // In a task, so that a panic still reaches the clean-up below.
     let outcome = tokio::spawn(bench(args, pki.clone(), db.clone())).await;
     let db = Arc::try_unwrap(db).ok();

@@ -46,6 +46,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use test_support::bench::{Backend, BenchDatabase, load_average, nproc};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,8 +60,8 @@ use service_kit::tls::TlsMaterial;
 use session_svc::config::SessionConfig;
 use session_svc::tokens::secret_hash;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _};
-use test_support::{TempDir, TestPki, channel};
+use sqlx::{AnyConnection, Executor as _, Row as _};
+use test_support::{TestPki, channel};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -91,8 +92,6 @@ const REVOCATIONS: usize = 300;
 const REVOKE_GAP: Duration = Duration::from_millis(5);
 /// A 32-byte TOTP key, base64 (TOTP is not exercised).
 const TOTP_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-/// The PostgreSQL server used when `PORTCULLIS_BENCH_DATABASE_URL` is unset.
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Target: `ValidateSession` calls per second.
 const VALIDATE_RATE_TARGET: f64 = 20_000.0;
@@ -109,21 +108,6 @@ const LIFETIME_US: i64 = 24 * HOUR_US;
 
 // ---------------------------------------------------------------------------------------------
 // Command line
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Args {
@@ -200,118 +184,8 @@ fn parse_args() -> Args {
 // ---------------------------------------------------------------------------------------------
 // Environment
 
-fn nproc() -> String {
-    std::process::Command::new("nproc")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "?".into())
-        })
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn now_micros() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros()).unwrap()
-}
-
-/// The database for one run: a SQLite file in a temp dir, or a new PostgreSQL database.
-struct BenchDatabase {
-    url: String,
-    backend: Backend,
-    /// For PostgreSQL: the server's admin URL and the database's name, to drop it.
-    postgres: Option<(String, String)>,
-    _dir: Option<TempDir>,
-}
-
-impl BenchDatabase {
-    async fn create(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = TempDir::new("bench");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("sessions.db").display());
-                Self {
-                    url,
-                    backend,
-                    postgres: None,
-                    _dir: Some(dir),
-                }
-            }
-            Backend::Postgres => {
-                let admin_url = std::env::var("PORTCULLIS_BENCH_DATABASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-                let name = format!("pc_bench_{}", uuid::Uuid::now_v7().simple());
-                let mut conn = AnyConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-                conn.close().await.ok();
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-                let url = format!("{base}/{name}");
-                Self {
-                    url,
-                    backend,
-                    postgres: Some((admin_url, name)),
-                    _dir: None,
-                }
-            }
-        }
-    }
-
-    /// Bytes on disk.
-    async fn size(&self, pool: &AnyPool) -> u64 {
-        match self.backend {
-            Backend::Sqlite => {
-                let Some(dir) = &self._dir else { return 0 };
-                std::fs::read_dir(dir.path())
-                    .map(|entries| {
-                        entries
-                            .flatten()
-                            .filter_map(|e| e.metadata().ok())
-                            .map(|m| m.len())
-                            .sum()
-                    })
-                    .unwrap_or(0)
-            }
-            Backend::Postgres => sqlx::query("SELECT pg_database_size(current_database())")
-                .fetch_one(pool)
-                .await
-                .ok()
-                .and_then(|row| row.try_get::<i64, _>(0).ok())
-                .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
-        }
-    }
-
-    /// Drops the PostgreSQL database; the SQLite temp dir goes with `self`.
-    async fn remove(self) {
-        if let Some((admin_url, name)) = &self.postgres {
-            match AnyConnection::connect(admin_url).await {
-                Ok(mut conn) => {
-                    match conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await
-                    {
-                        Ok(_) => println!("dropped PostgreSQL database {name}"),
-                        Err(e) => eprintln!("cannot drop database {name}: {e}"),
-                    }
-                    conn.close().await.ok();
-                }
-                Err(e) => eprintln!("cannot connect to drop database {name}: {e}"),
-            }
-        }
-        if let Some(dir) = &self._dir {
-            println!("removing SQLite files in {}", dir.path().display());
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1242,7 +1116,7 @@ async fn main() {
     );
     sqlx::any::install_default_drivers();
     let pki = Arc::new(TestPki::new());
-    let db = Arc::new(BenchDatabase::create(args.backend).await);
+    let db = Arc::new(BenchDatabase::create(args.backend, "sessions.db").await);
     // In a task, so that a panic still reaches the clean-up below.
     let outcome = tokio::spawn(bench(args, pki.clone(), db.clone())).await;
     let db = Arc::try_unwrap(db).ok();
