@@ -36,12 +36,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use test_support::bench::{Backend, BenchDatabase, load_average, nproc};
+use test_support::bench::{
+    Args, Backend, BenchDatabase, PhaseResult, Step, drive, load_average, nproc, parse_args as parse_args_with, report,
+};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
@@ -96,73 +97,21 @@ const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-#[derive(Debug, Clone, Copy)]
-struct Args {
-    devices: usize,
-    backend: Backend,
-    seconds: u64,
-}
-
 const USAGE: &str = concat!(
     "usage: cargo bench -p device-svc --bench device_registry -- ",
     "[--devices N] [--backend sqlite|postgres] [--seconds S]"
 );
 
-fn usage_error(message: &str) -> ! {
-    eprintln!("{message}\n{USAGE}");
-    std::process::exit(2)
-}
-
 fn parse_args() -> Args {
-    let mut args = Args {
-        devices: 1_000_000,
-        backend: Backend::Sqlite,
-        seconds: 10,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .unwrap_or_else(|| usage_error(&format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--devices" => {
-                args.devices = value()
-                    .replace(['_', ','], "")
-                    .parse()
-                    .unwrap_or_else(|_| usage_error("--devices takes a number"))
-            }
-            "--seconds" => {
-                args.seconds = value()
-                    .parse()
-                    .unwrap_or_else(|_| usage_error("--seconds takes a number"));
-            }
-            "--backend" => {
-                args.backend = match value().as_str() {
-                    "sqlite" => Backend::Sqlite,
-                    "postgres" | "postgresql" => Backend::Postgres,
-                    other => usage_error(&format!("unknown backend {other:?}")),
-                }
-            }
-            // cargo bench passes --bench to harness = false targets.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
-            other => usage_error(&format!("unknown argument {other:?}")),
-        }
-    }
-    if args.devices == 0 || args.seconds == 0 {
-        usage_error("--devices and --seconds must be positive");
-    }
-    args
+    parse_args_with(
+        "devices",
+        Args {
+            count: 1_000_000,
+            backend: Backend::Sqlite,
+            seconds: 10,
+        },
+        USAGE,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,142 +766,6 @@ async fn seed(db: &BenchDatabase, n: usize, now: i64, serial_samples: &mut Vec<S
 // ---------------------------------------------------------------------------------------------
 // Load phases
 
-/// The outcome of one call.
-enum Step {
-    /// Succeeded; `true` marks calls also reported apart (first pages).
-    Ok(bool),
-    /// Failed with this message.
-    Err(String),
-    /// Nothing left to send: the task stops (not timed).
-    Stop,
-}
-
-#[derive(Default)]
-struct Latencies {
-    all: Vec<u64>,
-    marked: Vec<u64>,
-    errors: usize,
-    first_error: Option<String>,
-}
-
-/// Percentile `p` (0..=100) of sorted µs values, in ms.
-fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
-}
-
-struct PhaseResult {
-    name: String,
-    errors: usize,
-    rate: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn report(name: &str, mut lat: Latencies, wall: Duration, marked_label: Option<&str>) -> PhaseResult {
-    lat.all.sort_unstable();
-    let count = lat.all.len();
-    let result = PhaseResult {
-        name: name.to_owned(),
-        errors: lat.errors,
-        rate: count as f64 / wall.as_secs_f64(),
-        p50: percentile_ms(&lat.all, 50.0),
-        p90: percentile_ms(&lat.all, 90.0),
-        p99: percentile_ms(&lat.all, 99.0),
-        max: percentile_ms(&lat.all, 100.0),
-    };
-    println!(
-        "{name}: {count} ok, {} errors in {:.1} s: {:.0} req/s; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        result.errors,
-        wall.as_secs_f64(),
-        result.rate,
-        result.p50,
-        result.p90,
-        result.p99,
-        result.max
-    );
-    if let Some(label) = marked_label
-        && !lat.marked.is_empty()
-    {
-        lat.marked.sort_unstable();
-        println!(
-            "    {label}: {} calls; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            lat.marked.len(),
-            percentile_ms(&lat.marked, 50.0),
-            percentile_ms(&lat.marked, 99.0),
-            percentile_ms(&lat.marked, 100.0)
-        );
-    }
-    if let Some(error) = &lat.first_error {
-        println!("    first error: {error}");
-    }
-    result
-}
-
-/// Runs one task per state until `seconds` pass, `budget` calls are made, or every task stops,
-/// timing each call.
-async fn drive<S, F, Fut>(seconds: u64, budget: Option<usize>, states: Vec<S>, call: F) -> (Latencies, Duration)
-where
-    S: Send + 'static,
-    F: Fn(S) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = (S, Step)> + Send,
-{
-    let began = Instant::now();
-    let deadline = began + Duration::from_secs(seconds);
-    let issued = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::with_capacity(states.len());
-    for state in states {
-        let call = call.clone();
-        let issued = issued.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies {
-                all: Vec::with_capacity(1 << 14),
-                ..Default::default()
-            };
-            let mut state = state;
-            while Instant::now() < deadline {
-                if budget.is_some_and(|b| issued.fetch_add(1, Ordering::Relaxed) >= b) {
-                    break;
-                }
-                let t = Instant::now();
-                let (next, step) = call(state).await;
-                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                state = next;
-                match step {
-                    Step::Ok(marked) => {
-                        lat.all.push(micros);
-                        if marked {
-                            lat.marked.push(micros);
-                        }
-                    }
-                    Step::Err(message) => {
-                        lat.errors += 1;
-                        lat.first_error.get_or_insert(message);
-                    }
-                    Step::Stop => break,
-                }
-            }
-            lat
-        }));
-    }
-    let mut total = Latencies::default();
-    for task in tasks {
-        let lat = task.await.unwrap();
-        total.all.extend(lat.all);
-        total.marked.extend(lat.marked);
-        total.errors += lat.errors;
-        if total.first_error.is_none() {
-            total.first_error = lat.first_error;
-        }
-    }
-    (total, began.elapsed())
-}
-
 /// A client walking `ListDevices` pages: from the first page, at most [`PAGES_PER_WALK`] pages,
 /// then again from the first page (with the next search text, if any).
 struct Walker {
@@ -1414,11 +1227,11 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
 
     println!(
         "\nseeding {} devices ({}-row INSERTs, {} devices per transaction)",
-        args.devices, SEED_BATCH, SEED_TX_DEVICES
+        args.count, SEED_BATCH, SEED_TX_DEVICES
     );
     let now = now_micros();
     let mut serials = Vec::new();
-    let seeded = seed(&db, args.devices, now, &mut serials).await;
+    let seeded = seed(&db, args.count, now, &mut serials).await;
     let insert_secs = seeded.insert.as_secs_f64();
     println!(
         "seeded {} devices, {} rows in {insert_secs:.1} s: {:.0} rows/s, {:.0} devices/s; {} {:.1} s; database {:.0} MiB",
@@ -1515,7 +1328,7 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
     )
     .await;
 
-    results.push(register_phase(s, &gateways, (args.devices / 2).max(1) as u64).await);
+    results.push(register_phase(s, &gateways, (args.count / 2).max(1) as u64).await);
     results.extend(verify_phase(s, &gateways, &db.url).await);
 
     drop((viewers, gateways));
@@ -1527,7 +1340,7 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
     );
 
     let backend = db.backend.name();
-    let n = args.devices;
+    let n = args.count;
     println!("\n## device-svc, {backend}, {n} devices (nproc {})\n", nproc());
     println!(
         "Seeding: {} devices / {} rows in {insert_secs:.1} s ({:.0} rows/s), then {} in {:.1} s.\n",
@@ -1566,7 +1379,7 @@ async fn main() {
     println!(
         "device_registry: backend {}, {} devices, {} s per phase; nproc {}; load average {}",
         args.backend.name(),
-        args.devices,
+        args.count,
         args.seconds,
         nproc(),
         load_average()

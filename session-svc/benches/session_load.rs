@@ -42,11 +42,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use test_support::bench::{Backend, BenchDatabase, load_average, nproc};
+use test_support::bench::{
+    Args, Backend, BenchDatabase, Latencies, PhaseResult, Step, drive, load_average, nproc,
+    parse_args as parse_args_with, percentile_ms, report, usage_error,
+};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -109,74 +111,26 @@ const LIFETIME_US: i64 = 24 * HOUR_US;
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-#[derive(Debug, Clone, Copy)]
-struct Args {
-    sessions: usize,
-    backend: Backend,
-    seconds: u64,
-}
-
 const USAGE: &str = concat!(
     "usage: cargo bench -p session-svc --bench session_load -- ",
     "[--sessions N] [--backend postgres|sqlite] [--seconds S]"
 );
 
-fn usage_error(message: &str) -> ! {
-    eprintln!("{message}\n{USAGE}");
-    std::process::exit(2)
-}
-
 fn parse_args() -> Args {
-    let mut args = Args {
-        sessions: 1_000_000,
-        backend: Backend::Postgres,
-        seconds: 10,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .unwrap_or_else(|| usage_error(&format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--sessions" => {
-                args.sessions = value()
-                    .replace(['_', ','], "")
-                    .parse()
-                    .unwrap_or_else(|_| usage_error("--sessions takes a number"))
-            }
-            "--seconds" => {
-                args.seconds = value()
-                    .parse()
-                    .unwrap_or_else(|_| usage_error("--seconds takes a number"));
-            }
-            "--backend" => {
-                args.backend = match value().as_str() {
-                    "sqlite" => Backend::Sqlite,
-                    "postgres" | "postgresql" => Backend::Postgres,
-                    other => usage_error(&format!("unknown backend {other:?}")),
-                }
-            }
-            // cargo bench passes --bench to harness = false targets.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
-            other => usage_error(&format!("unknown argument {other:?}")),
-        }
-    }
-    if args.sessions < 2 * REVOCATIONS || args.seconds == 0 {
-        usage_error(&format!(
-            "--sessions must be at least {} and --seconds positive",
-            2 * REVOCATIONS
-        ));
+    let args = parse_args_with(
+        "sessions",
+        Args {
+            count: 1_000_000,
+            backend: Backend::Postgres,
+            seconds: 10,
+        },
+        USAGE,
+    );
+    if args.count < 2 * REVOCATIONS || args.seconds == 0 {
+        usage_error(
+            USAGE,
+            &format!("--sessions must be at least {} and --seconds positive", 2 * REVOCATIONS),
+        );
     }
     args
 }
@@ -558,110 +512,6 @@ async fn seed(db: &BenchDatabase, n: usize) -> Seeded {
 // ---------------------------------------------------------------------------------------------
 // Load phases
 
-/// The outcome of one call.
-enum Step {
-    /// Succeeded.
-    Ok,
-    /// Failed with this message.
-    Err(String),
-}
-
-#[derive(Default)]
-struct Latencies {
-    all: Vec<u64>,
-    errors: usize,
-    first_error: Option<String>,
-}
-
-/// Percentile `p` (0..=100) of sorted µs values, in ms.
-fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
-}
-
-struct PhaseResult {
-    name: String,
-    errors: usize,
-    rate: f64,
-    p50: f64,
-    p99: f64,
-}
-
-fn report(name: &str, mut lat: Latencies, wall: Duration) -> PhaseResult {
-    lat.all.sort_unstable();
-    let count = lat.all.len();
-    let result = PhaseResult {
-        name: name.to_owned(),
-        errors: lat.errors,
-        rate: count as f64 / wall.as_secs_f64(),
-        p50: percentile_ms(&lat.all, 50.0),
-        p99: percentile_ms(&lat.all, 99.0),
-    };
-    println!(
-        "{name}: {count} ok, {} errors in {:.1} s: {:.0} req/s; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        result.errors,
-        wall.as_secs_f64(),
-        result.rate,
-        result.p50,
-        percentile_ms(&lat.all, 90.0),
-        result.p99,
-        percentile_ms(&lat.all, 100.0)
-    );
-    if let Some(error) = &lat.first_error {
-        println!("    first error: {error}");
-    }
-    result
-}
-
-/// Runs one task per state until `seconds` pass, timing each call.
-async fn drive<S, F, Fut>(seconds: u64, states: Vec<S>, call: F) -> (Latencies, Duration)
-where
-    S: Send + 'static,
-    F: Fn(S) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = (S, Step)> + Send,
-{
-    let began = Instant::now();
-    let deadline = began + Duration::from_secs(seconds);
-    let mut tasks = Vec::with_capacity(states.len());
-    for state in states {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies {
-                all: Vec::with_capacity(1 << 14),
-                ..Default::default()
-            };
-            let mut state = state;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let (next, step) = call(state).await;
-                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                state = next;
-                match step {
-                    Step::Ok => lat.all.push(micros),
-                    Step::Err(message) => {
-                        lat.errors += 1;
-                        lat.first_error.get_or_insert(message);
-                    }
-                }
-            }
-            lat
-        }));
-    }
-    let mut total = Latencies::default();
-    for task in tasks {
-        let lat = task.await.unwrap();
-        total.all.extend(lat.all);
-        total.errors += lat.errors;
-        if total.first_error.is_none() {
-            total.first_error = lat.first_error;
-        }
-    }
-    (total, began.elapsed())
-}
-
 fn status_text(status: &tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
@@ -680,18 +530,18 @@ async fn validate_phase(
         .enumerate()
         .map(|(t, c)| (SessionServiceClient::new(c.clone()), sample.clone(), t as u64, 0u64))
         .collect();
-    let (lat, wall) = drive(seconds, states, |(mut client, sample, task, n)| async move {
+    let (lat, wall) = drive(seconds, None, states, |(mut client, sample, task, n)| async move {
         let s = &sample[usize::try_from(mix(n, task + 77) % sample.len() as u64).unwrap()];
         let request = pb::ValidateSessionRequest { token: s.token.clone() };
         let step = match client.validate_session(request).await {
-            Ok(response) if response.get_ref().id == s.id => Step::Ok,
+            Ok(response) if response.get_ref().id == s.id => Step::Ok(false),
             Ok(response) => Step::Err(format!("validated as {:?}", response.get_ref().id)),
             Err(status) => Step::Err(status_text(&status)),
         };
         ((client, sample, task, n + 1), step)
     })
     .await;
-    let grpc = report("ValidateSession", lat, wall);
+    let grpc = report("ValidateSession", lat, wall, None);
     // Idle refreshes the phase wrote.
     let pool = AnyPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
     let touched: i64 = sqlx::query("SELECT COUNT(*) FROM sessions WHERE last_active_at >= $1")
@@ -705,19 +555,19 @@ async fn validate_phase(
     println!("    idle refreshes written during the phase: {touched}");
 
     let states = gateways.iter().map(|c| SessionServiceClient::new(c.clone())).collect();
-    let (lat, wall) = drive(seconds, states, |mut client| async move {
+    let (lat, wall) = drive(seconds, None, states, |mut client| async move {
         let request = pb::ValidateSessionRequest {
             token: "not a token".into(),
         };
         let step = match client.validate_session(request).await {
-            Err(status) if status.code() == tonic::Code::Unauthenticated => Step::Ok,
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Step::Ok(false),
             Err(status) => Step::Err(status_text(&status)),
             Ok(_) => Step::Err("a malformed token validated".into()),
         };
         (client, step)
     })
     .await;
-    let floor = report("diag: ValidateSession, malformed token (no database)", lat, wall);
+    let floor = report("diag: ValidateSession, malformed token (no database)", lat, wall, None);
 
     // The store's lookup, through a second pool of the service's size.
     let database = service_kit::db::connect(&db.url, db_connections(), session_svc::MIGRATIONS)
@@ -727,17 +577,17 @@ async fn validate_phase(
     let states = (0..gateways.len())
         .map(|t| (store.clone(), sample.clone(), t as u64, 0u64))
         .collect();
-    let (lat, wall) = drive(seconds, states, |(store, sample, task, n)| async move {
+    let (lat, wall) = drive(seconds, None, states, |(store, sample, task, n)| async move {
         let s = &sample[usize::try_from(mix(n, task + 177) % sample.len() as u64).unwrap()];
         let step = match store.session_by_token_hash(&secret_hash(&s.token)).await {
-            Ok(Some(session)) if session.id == s.id => Step::Ok,
+            Ok(Some(session)) if session.id == s.id => Step::Ok(false),
             Ok(_) => Step::Err("not found".into()),
             Err(e) => Step::Err(e.to_string()),
         };
         ((store, sample, task, n + 1), step)
     })
     .await;
-    let direct = report("diag: session_by_token_hash only (no gRPC/TLS)", lat, wall);
+    let direct = report("diag: session_by_token_hash only (no gRPC/TLS)", lat, wall, None);
     store.pool().close().await;
     vec![grpc, floor, direct]
 }
@@ -782,7 +632,7 @@ async fn create_phase(seconds: u64, gateways: &[Channel], users: &Arc<Vec<(Strin
         .enumerate()
         .map(|(t, c)| (SessionServiceClient::new(c.clone()), users.clone(), t as u64, 0u64))
         .collect();
-    let (lat, wall) = drive(seconds, states, |(mut client, users, task, n)| async move {
+    let (lat, wall) = drive(seconds, None, states, |(mut client, users, task, n)| async move {
         let seed = (task << 40) | n;
         let (user_id, _) = &users[usize::try_from(mix(seed, 300) % users.len() as u64).unwrap()];
         let fastpass = mix(seed, 301).is_multiple_of(2);
@@ -805,14 +655,14 @@ async fn create_phase(seconds: u64, gateways: &[Channel], users: &Arc<Vec<(Strin
             user_agent: USER_AGENTS[0].into(),
         };
         let step = match client.create_session(request).await {
-            Ok(response) if response.get_ref().token.len() == 43 => Step::Ok,
+            Ok(response) if response.get_ref().token.len() == 43 => Step::Ok(false),
             Ok(_) => Step::Err("no token".into()),
             Err(status) => Step::Err(status_text(&status)),
         };
         ((client, users, task, n + 1), step)
     })
     .await;
-    report("CreateSession", lat, wall)
+    report("CreateSession", lat, wall, None)
 }
 
 /// Revokes `to_revoke` one by one while a watcher follows the feed from now; reports the time
@@ -900,7 +750,7 @@ async fn revocation_phase(addr: SocketAddr, pki: &TestPki, to_revoke: &[String])
             }
         }
     }
-    let revoke = report("RevokeSession (paced, one caller)", call, wall);
+    let revoke = report("RevokeSession (paced, one caller)", call, wall, None);
     println!(
         "    {} of {} revocations reached the watcher before the RevokeSession response (counted as 0 ms)",
         early,
@@ -913,7 +763,7 @@ async fn revocation_phase(addr: SocketAddr, pki: &TestPki, to_revoke: &[String])
         percentile_ms(&from_request, 99.0),
         percentile_ms(&from_request, 100.0)
     );
-    let mut latency = report("revocation latency (response -> watcher)", from_response, wall);
+    let mut latency = report("revocation latency (response -> watcher)", from_response, wall, None);
     // The rate is that of the revocations, not of anything the watcher does.
     latency.rate = revoke.rate;
     vec![revoke, latency]
@@ -961,20 +811,20 @@ async fn password_phase(
             .enumerate()
             .map(|(t, c)| (DirectoryServiceClient::new(c.clone()), users.clone(), t))
             .collect();
-        let (lat, wall) = drive(seconds, states, |(mut client, users, n)| async move {
+        let (lat, wall) = drive(seconds, None, states, |(mut client, users, n)| async move {
             let (login, password) = &users[n % users.len()];
             let request = pb::VerifyPasswordRequest {
                 login: login.clone(),
                 password: password.clone(),
             };
             let step = match client.verify_password(request).await {
-                Ok(_) => Step::Ok,
+                Ok(_) => Step::Ok(false),
                 Err(status) => Step::Err(status_text(&status)),
             };
             ((client, users, n + 1), step)
         })
         .await;
-        results.push(report(&format!("VerifyPassword ({callers} callers)"), lat, wall));
+        results.push(report(&format!("VerifyPassword ({callers} callers)"), lat, wall, None));
     }
     results
 }
@@ -992,9 +842,9 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
 
     println!(
         "\nseeding {} sessions ({SEED_BATCH}-row INSERTs, {SEED_TX_ROWS} rows per transaction)",
-        args.sessions
+        args.count
     );
-    let seeded = seed(&db, args.sessions).await;
+    let seeded = seed(&db, args.count).await;
     let insert_secs = seeded.insert.as_secs_f64();
     let analyze_name = if db.backend == Backend::Sqlite {
         "ANALYZE"
@@ -1072,7 +922,7 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
     );
 
     let backend = db.backend.name();
-    let n = args.sessions;
+    let n = args.count;
     println!("\n## session-svc, {backend}, {n} sessions (nproc {})\n", nproc());
     println!(
         "Seeding: {} sessions in {insert_secs:.1} s ({:.0} rows/s), then {analyze_name} in {:.1} s.\n",
@@ -1109,7 +959,7 @@ async fn main() {
     println!(
         "session_load: backend {}, {} sessions, {} s per phase; nproc {}; load average {}",
         args.backend.name(),
-        args.sessions,
+        args.count,
         args.seconds,
         nproc(),
         load_average()

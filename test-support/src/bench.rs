@@ -1,6 +1,11 @@
 //! What the load generators share: the database a run uses (a SQLite file or a fresh
 //! PostgreSQL database, dropped afterwards) and the machine facts they print.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 use crate::TempDir;
@@ -141,4 +146,224 @@ impl BenchDatabase {
             println!("removing SQLite files in {}", dir.path().display());
         }
     }
+}
+
+/// A load generator's command line: how many records to seed, which database, seconds per phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Args {
+    /// Records to seed (`--devices`, `--sessions`, …).
+    pub count: usize,
+    /// `--backend sqlite|postgres`.
+    pub backend: Backend,
+    /// `--seconds`: length of each phase.
+    pub seconds: u64,
+}
+
+/// Prints `message` and `usage` and exits with 2.
+pub fn usage_error(usage: &str, message: &str) -> ! {
+    eprintln!("{message}\n{usage}");
+    std::process::exit(2)
+}
+
+/// Parses `--<count_flag> N`, `--backend`, `--seconds` (also as `--flag=value`) over `defaults`.
+pub fn parse_args(count_flag: &str, defaults: Args, usage: &str) -> Args {
+    let mut args = defaults;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .unwrap_or_else(|| usage_error(usage, &format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            flag if flag.strip_prefix("--") == Some(count_flag) => {
+                args.count = value()
+                    .replace(['_', ','], "")
+                    .parse()
+                    .unwrap_or_else(|_| usage_error(usage, &format!("--{count_flag} takes a number")))
+            }
+            "--seconds" => {
+                args.seconds = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage_error(usage, "--seconds takes a number"));
+            }
+            "--backend" => {
+                args.backend = match value().as_str() {
+                    "sqlite" => Backend::Sqlite,
+                    "postgres" | "postgresql" => Backend::Postgres,
+                    other => usage_error(usage, &format!("unknown backend {other:?}")),
+                }
+            }
+            // cargo bench passes --bench to harness = false targets.
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("{usage}");
+                std::process::exit(0)
+            }
+            other => usage_error(usage, &format!("unknown argument {other:?}")),
+        }
+    }
+    if args.count == 0 || args.seconds == 0 {
+        usage_error(usage, &format!("--{count_flag} and --seconds must be positive"));
+    }
+    args
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load phases
+
+/// The outcome of one call.
+pub enum Step {
+    /// Succeeded; `true` marks calls also reported apart (first pages).
+    Ok(bool),
+    /// Failed with this message.
+    Err(String),
+    /// Nothing left to send: the task stops (not timed).
+    Stop,
+}
+
+/// Call latencies of a phase, in µs.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    /// Every successful call.
+    pub all: Vec<u64>,
+    /// The successful calls marked to be reported apart.
+    pub marked: Vec<u64>,
+    /// Failed calls.
+    pub errors: usize,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+}
+
+/// Percentile `p` (0..=100) of sorted µs values, in ms.
+pub fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+/// What a phase measured.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    /// The phase.
+    pub name: String,
+    /// Failed calls.
+    pub errors: usize,
+    /// Successful calls per second.
+    pub rate: f64,
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 90th percentile, ms.
+    pub p90: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Slowest call, ms.
+    pub max: f64,
+}
+
+/// Prints a phase's figures (and those of its marked calls, under `marked_label`).
+pub fn report(name: &str, mut lat: Latencies, wall: Duration, marked_label: Option<&str>) -> PhaseResult {
+    lat.all.sort_unstable();
+    let count = lat.all.len();
+    let result = PhaseResult {
+        name: name.to_owned(),
+        errors: lat.errors,
+        rate: count as f64 / wall.as_secs_f64(),
+        p50: percentile_ms(&lat.all, 50.0),
+        p90: percentile_ms(&lat.all, 90.0),
+        p99: percentile_ms(&lat.all, 99.0),
+        max: percentile_ms(&lat.all, 100.0),
+    };
+    println!(
+        "{name}: {count} ok, {} errors in {:.1} s: {:.0} req/s; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        result.errors,
+        wall.as_secs_f64(),
+        result.rate,
+        result.p50,
+        result.p90,
+        result.p99,
+        result.max
+    );
+    if let Some(label) = marked_label
+        && !lat.marked.is_empty()
+    {
+        lat.marked.sort_unstable();
+        println!(
+            "    {label}: {} calls; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.marked.len(),
+            percentile_ms(&lat.marked, 50.0),
+            percentile_ms(&lat.marked, 99.0),
+            percentile_ms(&lat.marked, 100.0)
+        );
+    }
+    if let Some(error) = &lat.first_error {
+        println!("    first error: {error}");
+    }
+    result
+}
+
+/// Runs one task per state until `seconds` pass, `budget` calls are made, or every task stops,
+/// timing each call.
+pub async fn drive<S, F, Fut>(seconds: u64, budget: Option<usize>, states: Vec<S>, call: F) -> (Latencies, Duration)
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = (S, Step)> + Send,
+{
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(seconds);
+    let issued = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(states.len());
+    for state in states {
+        let call = call.clone();
+        let issued = issued.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies {
+                all: Vec::with_capacity(1 << 14),
+                ..Default::default()
+            };
+            let mut state = state;
+            while Instant::now() < deadline {
+                if budget.is_some_and(|b| issued.fetch_add(1, Ordering::Relaxed) >= b) {
+                    break;
+                }
+                let t = Instant::now();
+                let (next, step) = call(state).await;
+                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                state = next;
+                match step {
+                    Step::Ok(marked) => {
+                        lat.all.push(micros);
+                        if marked {
+                            lat.marked.push(micros);
+                        }
+                    }
+                    Step::Err(message) => {
+                        lat.errors += 1;
+                        lat.first_error.get_or_insert(message);
+                    }
+                    Step::Stop => break,
+                }
+            }
+            lat
+        }));
+    }
+    let mut total = Latencies::default();
+    for task in tasks {
+        let lat = task.await.unwrap();
+        total.all.extend(lat.all);
+        total.marked.extend(lat.marked);
+        total.errors += lat.errors;
+        if total.first_error.is_none() {
+            total.first_error = lat.first_error;
+        }
+    }
+    (total, began.elapsed())
 }
