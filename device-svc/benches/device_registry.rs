@@ -63,13 +63,13 @@ use tonic::transport::Channel;
 
 /// Client tasks per phase.
 const CONCURRENCY: usize = 16;
-/// device-svc's `database_max_connections`.
-/// Database connections of the service under test (`PORTCULLIS_BENCH_DB_CONNECTIONS`, default 16).
+/// Database connections of the service under test: `PORTCULLIS_BENCH_DB_CONNECTIONS`, or the
+/// service's own default (two per core).
 fn db_connections() -> u32 {
     std::env::var("PORTCULLIS_BENCH_DB_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+        .unwrap_or_else(device_svc::config::default_database_connections)
 }
 /// `ListDevices` page size.
 const PAGE_SIZE: i32 = 20;

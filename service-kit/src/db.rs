@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Connection as _, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::filter::{SqlCondition, SqlValue};
@@ -144,6 +144,9 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// How long a pooled connection may sit idle before it is pinged on the way out of the pool.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// Opens a pool for `url` with up to `max_connections`, and runs `migrations`.
 ///
 /// PostgreSQL migrations take an advisory lock, so replicas starting together apply them once.
@@ -159,17 +162,32 @@ pub async fn connect(url: &str, max_connections: u32, migrations: Migrations) ->
     let options = AnyConnectOptions::from_str(url).map_err(DbError::Connect)?;
     let mut pool_options = AnyPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection when it goes back to the pool, and by default again when it
+        // comes out: a round trip to the database (or to SQLite's worker thread) on each side of
+        // every query. A connection that was returned moments ago passed the first ping, so only
+        // one that has sat idle for a while (a database restart or a proxy's idle cut may have
+        // ended it) is checked before use.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        });
     if backend == Backend::Sqlite {
         pool_options = pool_options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; busy_timeout queues writers instead of
-                // failing them; NORMAL sync is durable across process crashes in WAL mode. Every
-                // write invalidates the other connections' page caches; memory-mapped reads make
-                // re-reading those pages a lookup instead of a copy.
+                // failing them; NORMAL sync is durable across process crashes in WAL mode. No
+                // memory map: in WAL mode a connection unmaps the whole file whenever another one
+                // has written since its last read, and at thousands of writes a second the unmaps
+                // (with their TLB shootdowns) cost more than copying pages from the OS cache.
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;",
+                     PRAGMA foreign_keys = ON;",
                 )
                 .await?;
                 Ok(())
