@@ -11,6 +11,7 @@ use crate::assertion::{self, Expectations, PublicKey};
 use crate::device::DeviceStatus;
 use crate::enrollment::{Enrollment, identifier};
 use crate::error::{Error, Result};
+use crate::key_lookup::KeyLookups;
 use crate::lifecycle::Action;
 use crate::replay::ReplayLedger;
 use crate::signals::Signals;
@@ -93,6 +94,7 @@ pub struct DeviceApi {
     trust_domain: String,
     assertions: AssertionPolicy,
     replays: ReplayLedger,
+    key_lookups: KeyLookups,
 }
 
 impl DeviceApi {
@@ -103,6 +105,7 @@ impl DeviceApi {
         trust_domain: String,
         assertions: AssertionPolicy,
         replays: ReplayLedger,
+        key_lookups: KeyLookups,
     ) -> Self {
         Self {
             store,
@@ -110,6 +113,7 @@ impl DeviceApi {
             trust_domain,
             assertions,
             replays,
+            key_lookups,
         }
     }
 
@@ -181,7 +185,11 @@ impl DeviceApi {
             return Err(Error::field("nonce", "is required"));
         }
         let header = assertion::read_header(&token)?;
-        let (owner, device) = self.store.key_and_device(&header.kid).await?.ok_or(Error::UnknownKey)?;
+        let (owner, device) = self
+            .key_lookups
+            .key_and_device(&header.kid)
+            .await?
+            .ok_or(Error::UnknownKey)?;
         match owner.status {
             DeviceStatus::Active => {}
             DeviceStatus::Suspended => return Err(Error::DeviceSuspended(owner.device_id)),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod device;
 pub mod enrollment;
 pub mod error;
+pub mod key_lookup;
 pub mod lifecycle;
 pub mod outbox;
 pub mod replay;
@@ -103,6 +104,7 @@ async fn serve(
 ) -> Result<(), RunError> {
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
     let replays = replay::ReplayLedger::start(database.clone());
+    let key_lookups = key_lookup::KeyLookups::start(database.clone(), Store::new(database.clone()));
     let store = Store::new(database);
     let receivers = Receivers {
         session: receiver("session_svc_url", config.session_svc_url.as_deref(), &tls)?,
@@ -118,6 +120,7 @@ async fn serve(
             max_lifetime_secs: config.assertion_max_lifetime_secs,
         },
         replays,
+        key_lookups,
     );
     let outbox = tokio::spawn(outbox::run_delivery(
         store.clone(),

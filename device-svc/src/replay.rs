@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use service_kit::db::{Backend, Database};
-use sqlx::Row;
+use service_kit::db::{Backend, Database, HeldConnection};
+use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -58,8 +58,14 @@ async fn write_batches(db: Database, mut receiver: mpsc::Receiver<Claim>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // `recv_many` waits for the first claim, then takes whatever else is already queued: the
     // claims that arrived while the previous batch was being written.
+    let mut held = HeldConnection::default();
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match insert(&db, &batch).await {
+        let outcome = match held.get(&db).await {
+            Ok(conn) => insert(&db, conn, &batch).await,
+            Err(e) => Err(e),
+        };
+        held.after_batch(outcome.is_ok(), !receiver.is_empty());
+        match outcome {
             Ok(inserted) => {
                 let mut answered = HashSet::new();
                 for claim in batch.drain(..) {
@@ -83,7 +89,7 @@ async fn write_batches(db: Database, mut receiver: mpsc::Receiver<Claim>) {
 /// One `INSERT … ON CONFLICT DO NOTHING RETURNING jti`: the ids returned are the new ones. The
 /// batch travels as one JSON parameter, so the statement text never changes and stays prepared
 /// (a text per batch size would be parsed and planned again for nearly every batch).
-async fn insert(db: &Database, batch: &[Claim]) -> Result<HashSet<String>, sqlx::Error> {
+async fn insert(db: &Database, conn: &mut AnyConnection, batch: &[Claim]) -> Result<HashSet<String>, sqlx::Error> {
     let sql = match db.backend {
         Backend::Sqlite => {
             // `WHERE true` keeps SQLite from reading ON CONFLICT as part of a join.
@@ -98,6 +104,6 @@ async fn insert(db: &Database, batch: &[Claim]) -> Result<HashSet<String>, sqlx:
     let rows: Vec<(&str, i64)> = batch.iter().map(|c| (c.jti.as_str(), c.expires_at)).collect();
     let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let _turn = db.write_turn().await;
-    let rows = sqlx::query(sql).bind(json).fetch_all(&db.pool).await?;
+    let rows = sqlx::query(sql).bind(json).fetch_all(conn).await?;
     rows.iter().map(|row| row.try_get::<String, _>("jti")).collect()
 }

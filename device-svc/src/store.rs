@@ -2,9 +2,12 @@
 //!
 //! One SQL text serves SQLite and PostgreSQL: `$n` placeholders, integers for times and flags.
 
-use service_kit::db::{Database, bind_values, keyset_page, placeholders};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use service_kit::db::{Backend, Database, bind_values, keyset_page, placeholders};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use crate::device::{
     Device, DeviceKey, DeviceStatus, DeviceUser, KeyPurpose, ManagementSource, Platform, Profile, now_micros,
@@ -704,10 +707,22 @@ impl Store {
         Ok(())
     }
 
-    /// The key with id `kid` and its device with the device's live keys, in one query: the
-    /// FastPass hot path.
+    /// The key with id `kid` and its device with the device's live keys, in one query.
     pub async fn key_and_device(&self, kid: &str) -> Result<Option<(KeyOwner, Device)>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut conn = self.db.pool.acquire().await?;
+        Ok(self.keys_and_devices(&mut conn, &[kid]).await?.remove(kid))
+    }
+
+    /// For each of `kids` that exists, the key and its device with the device's live keys, by
+    /// kid, in one query: the FastPass hot path, batched by [`crate::key_lookup::KeyLookups`].
+    /// The ids travel as one JSON parameter, so the statement text never changes and stays
+    /// prepared.
+    pub async fn keys_and_devices(
+        &self,
+        conn: &mut AnyConnection,
+        kids: &[&str],
+    ) -> Result<HashMap<String, (KeyOwner, Device)>> {
+        fn sql(kids_from_json: &str) -> String {
             let device_columns: Vec<String> = DEVICE_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
             format!(
                 "SELECT k0.kid AS asserted_kid, k0.user_id AS asserted_user_id, k0.purpose AS asserted_purpose, \
@@ -716,34 +731,47 @@ impl Store {
                  k.kid, k.device_id, k.user_id, k.purpose, k.hardware_protected, k.x, k.y \
                  FROM device_keys k0 JOIN devices d ON d.id = k0.device_id \
                  LEFT JOIN device_keys k ON k.device_id = d.id AND k.removed_at IS NULL \
-                 WHERE k0.kid = $1 ORDER BY k.kid",
+                 WHERE k0.kid IN ({kids_from_json}) ORDER BY k0.kid, k.kid",
                 device_columns.join(", ")
             )
-        });
-        let rows = sqlx::query(&SQL).bind(kid).fetch_all(&self.db.pool).await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let mut device = device_from_row(first)?;
+        }
+        static SQLITE: LazyLock<String> = LazyLock::new(|| sql("SELECT value FROM json_each($1)"));
+        static POSTGRES: LazyLock<String> = LazyLock::new(|| sql("SELECT jsonb_array_elements_text($1::jsonb)"));
+        let text = match self.db.backend {
+            Backend::Sqlite => SQLITE.as_str(),
+            Backend::Postgres => POSTGRES.as_str(),
+        };
+        let kids_json = serde_json::to_string(kids).map_err(|e| Error::Corrupt(format!("key ids: {e}")))?;
+        let rows = sqlx::query(text).bind(kids_json).fetch_all(conn).await?;
+        let mut found: HashMap<String, (KeyOwner, Device)> = HashMap::new();
         for row in &rows {
-            if row.try_get::<Option<String>, _>("kid")?.is_some() {
+            let asserted: String = row.try_get("asserted_kid")?;
+            if !found.contains_key(&asserted) {
+                let device = device_from_row(row)?;
+                let purpose: String = row.try_get("asserted_purpose")?;
+                let removed_at: Option<i64> = row.try_get("asserted_removed_at")?;
+                let owner = KeyOwner {
+                    key: DeviceKey {
+                        kid: asserted.clone(),
+                        purpose: KeyPurpose::parse(&purpose).ok_or_else(|| corrupt("purpose", &purpose))?,
+                        hardware_protected: row.try_get::<i64, _>("asserted_hardware_protected")? != 0,
+                        x: row.try_get("asserted_x")?,
+                        y: row.try_get("asserted_y")?,
+                        user_id: row.try_get("asserted_user_id")?,
+                    },
+                    device_id: device.id.clone(),
+                    status: device.status,
+                    removed: removed_at.is_some(),
+                };
+                found.insert(asserted.clone(), (owner, device));
+            }
+            if row.try_get::<Option<String>, _>("kid")?.is_some()
+                && let Some((_, device)) = found.get_mut(&asserted)
+            {
                 device.keys.push(key_from_row(row)?.1);
             }
         }
-        let purpose: String = first.try_get("asserted_purpose")?;
-        let removed_at: Option<i64> = first.try_get("asserted_removed_at")?;
-        let owner = KeyOwner {
-            key: DeviceKey {
-                kid: first.try_get("asserted_kid")?,
-                purpose: KeyPurpose::parse(&purpose).ok_or_else(|| corrupt("purpose", &purpose))?,
-                hardware_protected: first.try_get::<i64, _>("asserted_hardware_protected")? != 0,
-                x: first.try_get("asserted_x")?,
-                y: first.try_get("asserted_y")?,
-                user_id: first.try_get("asserted_user_id")?,
-            },
-            device_id: device.id.clone(),
-            status: device.status,
-            removed: removed_at.is_some(),
-        };
-        Ok(Some((owner, device)))
+        Ok(found)
     }
 
     /// Forgets assertion ids whose assertions have expired.

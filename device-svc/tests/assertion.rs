@@ -334,3 +334,62 @@ async fn the_same_assertion_sent_many_times_at_once_is_accepted_exactly_once() {
         assert_eq!(reason(err), "ASSERTION_REPLAYED");
     }
 }
+
+#[tokio::test]
+async fn verifications_of_many_devices_at_once_each_get_their_own_device_and_status() {
+    // Concurrent lookups are answered in batches: each call must still get its own key's device,
+    // a suspended device its refusal, and an unknown key its own.
+    let harness = Harness::start().await;
+    let mut admin = harness.admin().await;
+    let mut devices = Vec::new();
+    for i in 0..6 {
+        let user = format!("user-{i}");
+        let key = AgentKey::generate(&format!("key-{i}"));
+        let id = harness
+            .gateway()
+            .await
+            .register_device(enrollment(&user, &format!("agent-{i}"), &key))
+            .await
+            .unwrap()
+            .into_inner()
+            .device
+            .unwrap()
+            .id;
+        devices.push((user, key, id));
+    }
+    let suspended = devices[2].2.clone();
+    admin
+        .suspend_device(pb::SuspendDeviceRequest {
+            device_id: suspended.clone(),
+        })
+        .await
+        .unwrap();
+    let stranger = AgentKey::generate("never-enrolled");
+
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..8 {
+        for (i, (user, key, id)) in devices.iter().enumerate() {
+            let mut gateway = harness.gateway().await;
+            let request = verify_request(key.assertion(user, AUDIENCE, "n", &format!("j-{round}-{i}")), "n");
+            let (user, id) = (user.clone(), id.clone());
+            calls.spawn(async move { (Some((user, id)), gateway.verify_device_assertion(request).await) });
+        }
+        let mut gateway = harness.gateway().await;
+        let request = verify_request(stranger.assertion("nobody", AUDIENCE, "n", &format!("s-{round}")), "n");
+        calls.spawn(async move { (None, gateway.verify_device_assertion(request).await) });
+    }
+    let results = calls.join_all().await;
+    assert_eq!(results.len(), 8 * 7);
+    for (expected, result) in results {
+        match (expected, result) {
+            (None, Err(err)) => assert_eq!(reason(&err), "UNKNOWN_DEVICE_KEY"),
+            (Some((_, id)), Err(err)) if id == suspended => assert_eq!(reason(&err), "DEVICE_SUSPENDED"),
+            (Some((user, id)), Ok(response)) => {
+                let response = response.into_inner();
+                assert_eq!(response.device.unwrap().id, id);
+                assert_eq!(response.user_id, user);
+            }
+            (expected, result) => panic!("{expected:?} answered {result:?}"),
+        }
+    }
+}

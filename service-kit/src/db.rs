@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Connection as _, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::filter::{SqlCondition, SqlValue};
@@ -41,6 +42,32 @@ pub struct Database {
     /// SQLite has one writer; taking turns here instead of in SQLite avoids "database is locked"
     /// when a read transaction upgrades to a write. Unused on PostgreSQL.
     sqlite_writer: Arc<Mutex<()>>,
+}
+
+/// A connection a batching task keeps between batches while work keeps arriving, so it does not
+/// pay the pool's ping on every return. Let go of when the queue runs dry or after an error (the
+/// pool's ping on return then closes a broken connection).
+#[derive(Debug, Default)]
+pub struct HeldConnection {
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl HeldConnection {
+    /// The held connection, or a new one from `db`'s pool.
+    pub async fn get(&mut self, db: &Database) -> Result<&mut AnyConnection, sqlx::Error> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => db.pool.acquire().await?,
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+
+    /// After a batch: keep the connection only if the batch succeeded and more work is waiting.
+    pub fn after_batch(&mut self, succeeded: bool, more_waiting: bool) {
+        if !(succeeded && more_waiting) {
+            self.conn = None;
+        }
+    }
 }
 
 /// A write transaction, holding SQLite's writer turn for as long as it lives.
