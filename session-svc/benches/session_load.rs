@@ -519,6 +519,32 @@ fn status_text(status: &tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
 
+/// `ValidateSession` for `seconds` from every gateway channel, each caller drawing sampled tokens
+/// uniformly (a different draw for each `salt`).
+async fn validate_drawn(
+    seconds: u64,
+    gateways: &[Channel],
+    sample: &Arc<Vec<Sampled>>,
+    salt: u64,
+) -> (test_support::bench::Latencies, Duration) {
+    let states = gateways
+        .iter()
+        .enumerate()
+        .map(|(t, c)| (SessionServiceClient::new(c.clone()), sample.clone(), t as u64, 0u64))
+        .collect();
+    drive(seconds, None, states, move |(mut client, sample, task, n)| async move {
+        let s = &sample[usize::try_from(mix(n, task + salt) % sample.len() as u64).unwrap()];
+        let request = pb::ValidateSessionRequest { token: s.token.clone() };
+        let step = match client.validate_session(request).await {
+            Ok(response) if response.get_ref().id == s.id => Step::Ok(false),
+            Ok(response) => Step::Err(format!("validated as {:?}", response.get_ref().id)),
+            Err(status) => Step::Err(status_text(&status)),
+        };
+        ((client, sample, task, n + 1), step)
+    })
+    .await
+}
+
 /// `ValidateSession` of sampled tokens, then two diagnostics: a malformed token (refused before
 /// the database: gRPC + mTLS alone) and the store's lookup without gRPC.
 async fn validate_phase(
@@ -528,22 +554,7 @@ async fn validate_phase(
     db: &BenchDatabase,
 ) -> Vec<PhaseResult> {
     let phase_start = now_micros();
-    let states = gateways
-        .iter()
-        .enumerate()
-        .map(|(t, c)| (SessionServiceClient::new(c.clone()), sample.clone(), t as u64, 0u64))
-        .collect();
-    let (lat, wall) = drive(seconds, None, states, |(mut client, sample, task, n)| async move {
-        let s = &sample[usize::try_from(mix(n, task + 77) % sample.len() as u64).unwrap()];
-        let request = pb::ValidateSessionRequest { token: s.token.clone() };
-        let step = match client.validate_session(request).await {
-            Ok(response) if response.get_ref().id == s.id => Step::Ok(false),
-            Ok(response) => Step::Err(format!("validated as {:?}", response.get_ref().id)),
-            Err(status) => Step::Err(status_text(&status)),
-        };
-        ((client, sample, task, n + 1), step)
-    })
-    .await;
+    let (lat, wall) = validate_drawn(seconds, gateways, sample, 77).await;
     let cold = report("ValidateSession, first validations (cold cache)", lat, wall, None);
 
     // The steady state of a gateway: the sampled sessions are the active ones, each validated
@@ -574,22 +585,7 @@ async fn validate_phase(
         sample.len(),
         began.elapsed().as_secs_f64()
     );
-    let states = gateways
-        .iter()
-        .enumerate()
-        .map(|(t, c)| (SessionServiceClient::new(c.clone()), sample.clone(), t as u64, 0u64))
-        .collect();
-    let (lat, wall) = drive(seconds, None, states, |(mut client, sample, task, n)| async move {
-        let s = &sample[usize::try_from(mix(n, task + 91) % sample.len() as u64).unwrap()];
-        let request = pb::ValidateSessionRequest { token: s.token.clone() };
-        let step = match client.validate_session(request).await {
-            Ok(response) if response.get_ref().id == s.id => Step::Ok(false),
-            Ok(response) => Step::Err(format!("validated as {:?}", response.get_ref().id)),
-            Err(status) => Step::Err(status_text(&status)),
-        };
-        ((client, sample, task, n + 1), step)
-    })
-    .await;
+    let (lat, wall) = validate_drawn(seconds, gateways, sample, 91).await;
     let warm = report(
         &format!("ValidateSession, {} active sessions (warm cache)", sample.len()),
         lat,
