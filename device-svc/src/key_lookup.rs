@@ -78,7 +78,7 @@ async fn read_batches(db: Database, store: Store, receiver: Arc<Mutex<mpsc::Rece
             Ok(conn) => store.keys_and_devices(conn, &kids).await,
             Err(e) => Err(e.into()),
         };
-        held.after_batch(outcome.is_ok(), more_waiting);
+        held.after_batch(&db, outcome.is_ok(), more_waiting);
         match outcome {
             Ok(found) => {
                 for lookup in batch.drain(..) {

@@ -64,7 +64,7 @@ async fn write_batches(db: Database, mut receiver: mpsc::Receiver<Claim>) {
             Ok(conn) => insert(&db, conn, &batch).await,
             Err(e) => Err(e),
         };
-        held.after_batch(outcome.is_ok(), !receiver.is_empty());
+        held.after_batch(&db, outcome.is_ok(), !receiver.is_empty());
         match outcome {
             Ok(inserted) => {
                 let mut answered = HashSet::new();

@@ -62,9 +62,11 @@ impl HeldConnection {
         Ok(&mut **self.conn.insert(conn))
     }
 
-    /// After a batch: keep the connection only if the batch succeeded and more work is waiting.
-    pub fn after_batch(&mut self, succeeded: bool, more_waiting: bool) {
-        if !(succeeded && more_waiting) {
+    /// After a batch: keep the connection only if the batch succeeded, more work is waiting, and
+    /// the pool still has an idle connection for everyone else (so holders never starve other
+    /// work, nor each other, in a small pool).
+    pub fn after_batch(&mut self, db: &Database, succeeded: bool, more_waiting: bool) {
+        if !(succeeded && more_waiting && db.pool.num_idle() > 0) {
             self.conn = None;
         }
     }

@@ -69,7 +69,9 @@ impl Harness {
             .set("tls_cert", files.cert.display().to_string())
             .set("tls_key", files.key.display().to_string())
             .set("database_url", self.db.url.clone())
-            .set("database_max_connections", "4")
+            // The smallest pool a one-core machine gets by default: the batching readers and the
+            // replay ledger must share it without starving each other or other calls.
+            .set("database_max_connections", "2")
             .set("page_token_secret", "test-page-token-secret");
         if let Some(url) = &self.session_url {
             settings.set("session_svc_url", url.clone());
