@@ -4,7 +4,8 @@
 //! trips (each with the pool's ping on return) into one.
 //!
 //! Nothing is cached: every lookup reads the key and the device's status as they are when its
-//! batch runs, which is after the lookup was asked for.
+//! batch runs, which is after the lookup was asked for. A key whose stored rows do not decode
+//! fails alone; a batch fails as a whole only when the query does.
 
 use std::sync::Arc;
 
@@ -82,7 +83,12 @@ async fn read_batches(db: Database, store: Store, receiver: Arc<Mutex<mpsc::Rece
         match outcome {
             Ok(found) => {
                 for lookup in batch.drain(..) {
-                    let _ = lookup.answer.send(Ok(found.get(&lookup.kid).cloned()));
+                    let answer = match found.get(&lookup.kid) {
+                        None => Ok(None),
+                        Some(Ok(owner_and_device)) => Ok(Some(owner_and_device.clone())),
+                        Some(Err(why)) => Err(Error::Corrupt(why.clone())),
+                    };
+                    let _ = lookup.answer.send(answer);
                 }
             }
             Err(e) => {

@@ -186,6 +186,31 @@ fn device_from_row(row: &AnyRow) -> Result<Device> {
     })
 }
 
+/// A looked-up key with its device, or why its stored rows do not decode.
+pub type FoundKey = std::result::Result<(KeyOwner, Device), String>;
+
+/// The asserted key (`asserted_*` columns) and its device, from a row of
+/// [`Store::keys_and_devices`]; the device's keys are added row by row.
+fn key_owner_from_row(row: &AnyRow, kid: &str) -> Result<(KeyOwner, Device)> {
+    let device = device_from_row(row)?;
+    let purpose: String = row.try_get("asserted_purpose")?;
+    let removed_at: Option<i64> = row.try_get("asserted_removed_at")?;
+    let owner = KeyOwner {
+        key: DeviceKey {
+            kid: kid.to_owned(),
+            purpose: KeyPurpose::parse(&purpose).ok_or_else(|| corrupt("purpose", &purpose))?,
+            hardware_protected: row.try_get::<i64, _>("asserted_hardware_protected")? != 0,
+            x: row.try_get("asserted_x")?,
+            y: row.try_get("asserted_y")?,
+            user_id: row.try_get("asserted_user_id")?,
+        },
+        device_id: device.id.clone(),
+        status: device.status,
+        removed: removed_at.is_some(),
+    };
+    Ok((owner, device))
+}
+
 fn key_from_row(row: &AnyRow) -> Result<(String, DeviceKey)> {
     let purpose: String = row.try_get("purpose")?;
     Ok((
@@ -707,21 +732,11 @@ impl Store {
         Ok(())
     }
 
-    /// The key with id `kid` and its device with the device's live keys, in one query.
-    pub async fn key_and_device(&self, kid: &str) -> Result<Option<(KeyOwner, Device)>> {
-        let mut conn = self.db.pool.acquire().await?;
-        Ok(self.keys_and_devices(&mut conn, &[kid]).await?.remove(kid))
-    }
-
     /// For each of `kids` that exists, the key and its device with the device's live keys, by
     /// kid, in one query: the FastPass hot path, batched by [`crate::key_lookup::KeyLookups`].
     /// The ids travel as one JSON parameter, so the statement text never changes and stays
-    /// prepared.
-    pub async fn keys_and_devices(
-        &self,
-        conn: &mut AnyConnection,
-        kids: &[&str],
-    ) -> Result<HashMap<String, (KeyOwner, Device)>> {
+    /// prepared. A key whose rows do not decode gets its own error; the others are unaffected.
+    pub async fn keys_and_devices(&self, conn: &mut AnyConnection, kids: &[&str]) -> Result<HashMap<String, FoundKey>> {
         fn sql(kids_from_json: &str) -> String {
             let device_columns: Vec<String> = DEVICE_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
             format!(
@@ -743,32 +758,23 @@ impl Store {
         };
         let kids_json = serde_json::to_string(kids).map_err(|e| Error::Corrupt(format!("key ids: {e}")))?;
         let rows = sqlx::query(text).bind(kids_json).fetch_all(conn).await?;
-        let mut found: HashMap<String, (KeyOwner, Device)> = HashMap::new();
+        let mut found: HashMap<String, FoundKey> = HashMap::new();
         for row in &rows {
             let asserted: String = row.try_get("asserted_kid")?;
-            if !found.contains_key(&asserted) {
-                let device = device_from_row(row)?;
-                let purpose: String = row.try_get("asserted_purpose")?;
-                let removed_at: Option<i64> = row.try_get("asserted_removed_at")?;
-                let owner = KeyOwner {
-                    key: DeviceKey {
-                        kid: asserted.clone(),
-                        purpose: KeyPurpose::parse(&purpose).ok_or_else(|| corrupt("purpose", &purpose))?,
-                        hardware_protected: row.try_get::<i64, _>("asserted_hardware_protected")? != 0,
-                        x: row.try_get("asserted_x")?,
-                        y: row.try_get("asserted_y")?,
-                        user_id: row.try_get("asserted_user_id")?,
-                    },
-                    device_id: device.id.clone(),
-                    status: device.status,
-                    removed: removed_at.is_some(),
-                };
-                found.insert(asserted.clone(), (owner, device));
-            }
-            if row.try_get::<Option<String>, _>("kid")?.is_some()
-                && let Some((_, device)) = found.get_mut(&asserted)
-            {
-                device.keys.push(key_from_row(row)?.1);
+            let entry = found
+                .entry(asserted)
+                .or_insert_with_key(|kid| key_owner_from_row(row, kid).map_err(|e| e.to_string()));
+            // A row per live key of the device (none when the LEFT JOIN found none).
+            let failed: Option<Error> = match entry {
+                Ok((_, device)) => match row.try_get::<Option<String>, _>("kid") {
+                    Ok(None) => None,
+                    Ok(Some(_)) => key_from_row(row).map(|(_, key)| device.keys.push(key)).err(),
+                    Err(e) => Some(e.into()),
+                },
+                Err(_) => None,
+            };
+            if let Some(e) = failed {
+                *entry = Err(e.to_string());
             }
         }
         Ok(found)

@@ -393,3 +393,43 @@ async fn verifications_of_many_devices_at_once_each_get_their_own_device_and_sta
         }
     }
 }
+
+#[tokio::test]
+async fn a_key_whose_stored_record_is_corrupt_fails_alone_in_its_batch() {
+    let harness = Harness::start().await;
+    let good = AgentKey::generate("good-key");
+    let bad = AgentKey::generate("bad-key");
+    for (user, agent, key) in [("alice", "agent-good", &good), ("bob", "agent-bad", &bad)] {
+        harness
+            .gateway()
+            .await
+            .register_device(enrollment(user, agent, key))
+            .await
+            .unwrap();
+    }
+    // A value device-svc never writes, so the key's record cannot be decoded.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&harness.db.url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE device_keys SET purpose = 'not-a-purpose' WHERE kid = 'bad-key'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (user, key) = if i % 2 == 0 { ("alice", &good) } else { ("bob", &bad) };
+        let request = verify_request(key.assertion(user, AUDIENCE, "n", &format!("j-{i}")), "n");
+        let mut gateway = harness.gateway().await;
+        calls.spawn(async move { (user, gateway.verify_device_assertion(request).await) });
+    }
+    for (user, result) in calls.join_all().await {
+        match user {
+            "alice" => assert_eq!(result.unwrap().into_inner().user_id, "alice"),
+            _ => assert_eq!(result.unwrap_err().code(), Code::Internal),
+        }
+    }
+}
