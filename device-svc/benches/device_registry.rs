@@ -1367,54 +1367,13 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
         },
         seeded.analyze.as_secs_f64()
     );
-    println!("| backend | N | phase | req/s | p50 ms | p99 ms |");
-    println!("|---|---:|---|---:|---:|---:|");
-    for r in &results {
-        let errors = if r.errors > 0 {
-            format!(" ({} errors)", r.errors)
-        } else {
-            String::new()
-        };
-        println!(
-            "| {backend} | {n} | {}{errors} | {:.0} | {:.2} | {:.2} |",
-            r.name.replace('|', "\\|"),
-            r.rate,
-            r.p50,
-            r.p99
-        );
-    }
+    test_support::bench::print_table(backend, n, &results);
     results
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args = parse_args();
-    println!(
-        "device_registry: backend {}, {} devices, {} s per phase; nproc {}; load average {}",
-        args.backend.name(),
-        args.count,
-        args.seconds,
-        nproc(),
-        load_average()
-    );
-    sqlx::any::install_default_drivers();
-    let pki = Arc::new(TestPki::new());
-    let db = Arc::new(BenchDatabase::create(args.backend, "devices.db").await);
-    // In a task, so that a panic still reaches the clean-up below.
-    let outcome = tokio::spawn(bench(args, pki.clone(), db.clone())).await;
-    let db = Arc::try_unwrap(db).ok();
-    match db {
-        Some(db) => db.remove().await,
-        None => eprintln!("the database is still in use and was not removed"),
-    }
-    drop(pki);
-    let results = match outcome {
-        Ok(results) => results,
-        Err(e) => {
-            eprintln!("benchmark failed: {e}");
-            std::process::exit(1)
-        }
-    };
+    let results = test_support::bench::run("device_registry", "devices", parse_args(), "devices.db", bench).await;
     let list_p99 = results.first().map_or(f64::NAN, |r| r.p99);
     let verify_rate = results
         .iter()
@@ -1424,15 +1383,7 @@ async fn main() {
     println!(
         "\ntargets: ListDevices p99 {list_p99:.2} ms (target <= {LIST_P99_TARGET_MS} ms): {}; \
          VerifyDeviceAssertion {verify_rate:.0}/s (target >= {VERIFY_RATE_TARGET}/s): {}",
-        if list_p99 <= LIST_P99_TARGET_MS {
-            "met"
-        } else {
-            "MISSED"
-        },
-        if verify_rate >= VERIFY_RATE_TARGET {
-            "met"
-        } else {
-            "MISSED"
-        }
+        test_support::bench::verdict(list_p99 <= LIST_P99_TARGET_MS),
+        test_support::bench::verdict(verify_rate >= VERIFY_RATE_TARGET)
     );
 }

@@ -980,58 +980,13 @@ async fn bench(args: Args, pki: Arc<TestPki>, db: Arc<BenchDatabase>) -> Vec<Pha
         seeded.rows as f64 / insert_secs,
         seeded.analyze.as_secs_f64()
     );
-    println!("| backend | N | phase | req/s | p50 ms | p99 ms |");
-    println!("|---|---:|---|---:|---:|---:|");
-    for r in &results {
-        let errors = if r.errors > 0 {
-            format!(" ({} errors)", r.errors)
-        } else {
-            String::new()
-        };
-        println!(
-            "| {backend} | {n} | {}{errors} | {:.0} | {:.2} | {:.2} |",
-            r.name.replace('|', "\\|"),
-            r.rate,
-            r.p50,
-            r.p99
-        );
-    }
+    test_support::bench::print_table(backend, n, &results);
     results
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args = parse_args();
-    println!(
-        "session_load: backend {}, {} sessions, {} s per phase; nproc {}; load average {}",
-        args.backend.name(),
-        args.count,
-        args.seconds,
-        nproc(),
-        load_average()
-    );
-    sqlx::any::install_default_drivers();
-    let pki = Arc::new(TestPki::new());
-    let db = Arc::new(BenchDatabase::create(args.backend, "sessions.db").await);
-    // In a task, so that a panic still reaches the clean-up below.
-    let outcome = tokio::spawn(bench(args, pki.clone(), db.clone())).await;
-    let db = Arc::try_unwrap(db).ok();
-    match db {
-        Some(db) => db.remove().await,
-        None => eprintln!("the database is still in use and was not removed"),
-    }
-    drop(pki);
-    let results = match outcome {
-        Ok(results) => results,
-        Err(e) => {
-            eprintln!("benchmark failed: {e}");
-            std::process::exit(1)
-        }
-    };
+    let results = test_support::bench::run("session_load", "sessions", parse_args(), "sessions.db", bench).await;
     let find = |name: &str| results.iter().find(|r| r.name == name);
     let revocation_p99 = find("revocation latency (response -> watcher)").map_or(f64::NAN, |r| r.p99);
     println!();
@@ -1040,13 +995,13 @@ async fn main() {
             "target: {}: {:.0}/s (>= {VALIDATE_RATE_TARGET}/s): {}; p99 {:.2} ms (<= {VALIDATE_P99_TARGET_MS} ms): {}",
             r.name,
             r.rate,
-            verdict(r.rate >= VALIDATE_RATE_TARGET),
+            test_support::bench::verdict(r.rate >= VALIDATE_RATE_TARGET),
             r.p99,
-            verdict(r.p99 <= VALIDATE_P99_TARGET_MS)
+            test_support::bench::verdict(r.p99 <= VALIDATE_P99_TARGET_MS)
         );
     }
     println!(
         "target: revocation latency p99 {revocation_p99:.2} ms (<= {REVOCATION_P99_TARGET_MS} ms): {}",
-        verdict(revocation_p99 <= REVOCATION_P99_TARGET_MS)
+        test_support::bench::verdict(revocation_p99 <= REVOCATION_P99_TARGET_MS)
     );
 }

@@ -367,3 +367,62 @@ where
     }
     (total, began.elapsed())
 }
+
+/// Prints the phases as the Markdown table `docs/benchmarks.md` takes.
+pub fn print_table(backend: &str, n: usize, results: &[PhaseResult]) {
+    println!("| backend | N | phase | req/s | p50 ms | p99 ms |");
+    println!("|---|---:|---|---:|---:|---:|");
+    for r in results {
+        let errors = if r.errors > 0 {
+            format!(" ({} errors)", r.errors)
+        } else {
+            String::new()
+        };
+        println!(
+            "| {backend} | {n} | {}{errors} | {:.0} | {:.2} | {:.2} |",
+            r.name.replace('|', "\\|"),
+            r.rate,
+            r.p50,
+            r.p99
+        );
+    }
+}
+
+/// Runs a load generator: prints what it is about to do, makes a throwaway PKI and database
+/// (`sqlite_file` names the SQLite file), runs `bench` in a task so that a panic still reaches
+/// the clean-up, removes the database, and returns the phases (or exits 1 if `bench` failed).
+pub async fn run<F, Fut>(program: &str, noun: &str, args: Args, sqlite_file: &str, bench: F) -> Vec<PhaseResult>
+where
+    F: FnOnce(Args, Arc<crate::TestPki>, Arc<BenchDatabase>) -> Fut,
+    Fut: Future<Output = Vec<PhaseResult>> + Send + 'static,
+{
+    println!(
+        "{program}: backend {}, {} {noun}, {} s per phase; nproc {}; load average {}",
+        args.backend.name(),
+        args.count,
+        args.seconds,
+        nproc(),
+        load_average()
+    );
+    sqlx::any::install_default_drivers();
+    let pki = Arc::new(crate::TestPki::new());
+    let db = Arc::new(BenchDatabase::create(args.backend, sqlite_file).await);
+    let outcome = tokio::spawn(bench(args, pki.clone(), db.clone())).await;
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.remove().await,
+        Err(_) => eprintln!("the database is still in use and was not removed"),
+    }
+    drop(pki);
+    match outcome {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// How a target came out, for the line a load generator ends with.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
