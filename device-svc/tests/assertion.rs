@@ -19,16 +19,7 @@ fn verify_request(assertion: String, nonce: &str) -> pb::VerifyDeviceAssertionRe
 }
 
 async fn enrolled(harness: &Harness, key: &AgentKey) -> String {
-    harness
-        .gateway()
-        .await
-        .register_device(enrollment("alice", "agent-1", key))
-        .await
-        .unwrap()
-        .into_inner()
-        .device
-        .unwrap()
-        .id
+    harness.enroll("alice", "agent-1", key).await
 }
 
 #[tokio::test]
@@ -345,16 +336,7 @@ async fn verifications_of_many_devices_at_once_each_get_their_own_device_and_sta
     for i in 0..6 {
         let user = format!("user-{i}");
         let key = AgentKey::generate(&format!("key-{i}"));
-        let id = harness
-            .gateway()
-            .await
-            .register_device(enrollment(&user, &format!("agent-{i}"), &key))
-            .await
-            .unwrap()
-            .into_inner()
-            .device
-            .unwrap()
-            .id;
+        let id = harness.enroll(&user, &format!("agent-{i}"), &key).await;
         devices.push((user, key, id));
     }
     let suspended = devices[2].2.clone();
@@ -399,14 +381,8 @@ async fn a_key_whose_stored_record_is_corrupt_fails_alone_in_its_batch() {
     let harness = Harness::start().await;
     let good = AgentKey::generate("good-key");
     let bad = AgentKey::generate("bad-key");
-    for (user, agent, key) in [("alice", "agent-good", &good), ("bob", "agent-bad", &bad)] {
-        harness
-            .gateway()
-            .await
-            .register_device(enrollment(user, agent, key))
-            .await
-            .unwrap();
-    }
+    harness.enroll("alice", "agent-good", &good).await;
+    harness.enroll("bob", "agent-bad", &bad).await;
     // A value device-svc never writes, so the key's record cannot be decoded.
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)

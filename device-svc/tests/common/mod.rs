@@ -156,6 +156,19 @@ impl Harness {
     pub async fn gateway(&self) -> DeviceServiceClient<Channel> {
         self.service("gateway").await
     }
+
+    /// Enrolls `user`'s agent `agent` with `key` through the gateway; returns the device id.
+    pub async fn enroll(&self, user: &str, agent: &str, key: &AgentKey) -> String {
+        self.gateway()
+            .await
+            .register_device(enrollment(user, agent, key))
+            .await
+            .unwrap()
+            .into_inner()
+            .device
+            .unwrap()
+            .id
+    }
 }
 
 /// A P-256 device key held by a test agent.
