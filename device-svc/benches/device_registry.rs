@@ -1088,8 +1088,8 @@ async fn verify_phase(seconds: u64, clients: &[DeviceServiceClient<Channel>], da
         .await
         .unwrap();
     let ledger = device_svc::replay::ReplayLedger::start(database.clone());
-    let store = device_svc::store::Store::new(database.clone());
-    let lookups = device_svc::key_lookup::KeyLookups::start(database, store.clone());
+    let store = device_svc::store::Store::new(database);
+    let lookups = device_svc::key_lookup::KeyLookups::start(store.clone());
     let kids: Arc<Vec<String>> = Arc::new(agents.iter().map(|(_, key)| key.kid.clone()).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let expires = now_micros() / 1_000_000 + 300;

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use service_kit::db::{Database, HeldConnection};
+use service_kit::db::HeldConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::device::Device;
@@ -36,12 +36,12 @@ pub struct KeyLookups {
 }
 
 impl KeyLookups {
-    /// Starts the readers on `store` (whose pool is `db`'s).
-    pub fn start(db: Database, store: Store) -> Self {
+    /// Starts the readers on `store`.
+    pub fn start(store: Store) -> Self {
         let (lookups, receiver) = mpsc::channel(4 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..READERS {
-            tokio::spawn(read_batches(db.clone(), store.clone(), receiver.clone()));
+            tokio::spawn(read_batches(store.clone(), receiver.clone()));
         }
         Self { lookups }
     }
@@ -61,7 +61,8 @@ impl KeyLookups {
     }
 }
 
-async fn read_batches(db: Database, store: Store, receiver: Arc<Mutex<mpsc::Receiver<Lookup>>>) {
+async fn read_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Lookup>>>) {
+    let db = store.database();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut held = HeldConnection::default();
     loop {
@@ -75,11 +76,11 @@ async fn read_batches(db: Database, store: Store, receiver: Arc<Mutex<mpsc::Rece
             !receiver.is_empty()
         };
         let kids: Vec<&str> = batch.iter().map(|l| l.kid.as_str()).collect();
-        let outcome = match held.get(&db).await {
+        let outcome = match held.get(db).await {
             Ok(conn) => store.keys_and_devices(conn, &kids).await,
             Err(e) => Err(e.into()),
         };
-        held.after_batch(&db, outcome.is_ok(), more_waiting);
+        held.after_batch(db, outcome.is_ok(), more_waiting);
         match outcome {
             Ok(found) => {
                 for lookup in batch.drain(..) {

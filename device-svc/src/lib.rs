@@ -104,8 +104,8 @@ async fn serve(
 ) -> Result<(), RunError> {
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
     let replays = replay::ReplayLedger::start(database.clone());
-    let key_lookups = key_lookup::KeyLookups::start(database.clone(), Store::new(database.clone()));
     let store = Store::new(database);
+    let key_lookups = key_lookup::KeyLookups::start(store.clone());
     let receivers = Receivers {
         session: receiver("session_svc_url", config.session_svc_url.as_deref(), &tls)?,
         pki: receiver("pki_svc_url", config.pki_svc_url.as_deref(), &tls)?,

@@ -258,6 +258,11 @@ impl Store {
         &self.db.pool
     }
 
+    /// The database behind the store.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     async fn insert_event(tx: &mut Transaction<'static, Any>, event: NewEvent<'_>, actor: &str, at: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO device_events (id, event_type, device_id, user_id, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

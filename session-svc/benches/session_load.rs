@@ -10,7 +10,7 @@
 //! created on the server at `PORTCULLIS_BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, trust auth) and dropped at the end; SQLite uses
 //! a file in a temp dir that is removed at the end. Quick check: `--sessions 20000 --seconds 3`.
-//! `PORTCULLIS_BENCH_DB_CONNECTIONS` sets the service's database connections (default 16, the
+//! `PORTCULLIS_BENCH_DB_CONNECTIONS` sets the service's database connections (default: the
 //! service's own default).
 //!
 //! What it does:
@@ -72,12 +72,13 @@ use tonic::transport::Channel;
 
 /// Client tasks per phase.
 const CONCURRENCY: usize = 16;
-/// Database connections of the service under test (`PORTCULLIS_BENCH_DB_CONNECTIONS`, default 16).
+/// Database connections of the service under test: `PORTCULLIS_BENCH_DB_CONNECTIONS`, or the
+/// service's own default.
 fn db_connections() -> u32 {
     std::env::var("PORTCULLIS_BENCH_DB_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+        .unwrap_or(session_svc::config::DEFAULT_DATABASE_CONNECTIONS)
 }
 /// The service's `password_hash_concurrency` (its default).
 const HASH_PERMITS: usize = 2;

@@ -12,6 +12,9 @@ pub const DEFAULT_PORT: u16 = 7453;
 /// Default admin (health, metrics) port.
 pub const DEFAULT_ADMIN_PORT: u16 = 7454;
 
+/// Default `database_max_connections`.
+pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 16;
+
 /// Everything session-svc reads at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -81,7 +84,7 @@ impl SessionConfig {
             retention: Duration::from_secs(retention_hours * 3600),
             sweep_interval: settings.duration_ms_or("sweep_interval_ms", Duration::from_secs(5))?,
             page_token_secret,
-            database_max_connections: settings.get_or("database_max_connections", 16)?,
+            database_max_connections: settings.get_or("database_max_connections", DEFAULT_DATABASE_CONNECTIONS)?,
         })
     }
 }
