@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::data_dir::{ADMIN_OPERATOR, DataDir, VIEWER_OPERATOR};
-use crate::suite::{DEVICE_SVC, Member, PortBase, SESSION_SVC};
+use crate::default_scep::DefaultScep;
+use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC, pki_http};
 
 /// The banner's last line; scripts and tests wait for it.
 pub const READY_LINE: &str = "Press Ctrl-C to stop.";
 
 /// The banner for the `running` members.
-pub fn render(data: &DataDir, base: PortBase, running: &[Member]) -> String {
+pub fn render(data: &DataDir, base: PortBase, running: &[Member], scep: &DefaultScep) -> String {
     let mut out = String::from("Portcullis is up.\n\n");
     // Writing into a String cannot fail, here and below.
     for member in running {
@@ -22,6 +23,12 @@ pub fn render(data: &DataDir, base: PortBase, running: &[Member]) -> String {
             member.name, ports.grpc, ports.admin
         );
     }
+    let _ = writeln!(
+        out,
+        "  {:<12} SCEP and CRLs (plain HTTP) {}",
+        PKI_SVC.name,
+        pki_http(base)
+    );
     let _ = writeln!(out, "  {:<12} {}", "data dir", data.root().display());
     let _ = writeln!(out, "  {:<12} {}", "service CA", data.ca().display());
 
@@ -33,6 +40,10 @@ pub fn render(data: &DataDir, base: PortBase, running: &[Member]) -> String {
     let service = device_svc::SERVICE_NAME;
     let health_protoset = shell_quote(data.health_protoset());
     let sessions = format!("localhost:{}", SESSION_SVC.ports(base).grpc.port());
+    let pki = format!("localhost:{}", PKI_SVC.ports(base).grpc.port());
+    let scep_url = &scep.url;
+    let challenge = &scep.challenge;
+    let crl_url = format!("http://localhost:{}/crl/device.crl", pki_http(base).port());
 
     let _ = write!(
         out,
@@ -49,6 +60,19 @@ in device-svc ends its FastPass sessions, and they appear here):
   grpcurl {as_admin} -d '{{\"login\": \"alice\", \"email\": \"alice@example.com\"}}' {sessions} portcullis.session.v1.DirectoryService/CreateUser
   grpcurl {as_admin} -d '{{\"name\": \"Engineering\"}}' {sessions} portcullis.session.v1.DirectoryService/CreateGroup
   grpcurl {as_admin} -d '{{\"fromNow\": true}}' {sessions} portcullis.session.v1.SessionService/WatchRevocations
+
+Enroll a device certificate through SCEP, as an MDM would (any SCEP client works):
+
+  SCEP URL:          {scep_url}
+  static challenge:  {challenge}
+
+  scepclient -server-url {scep_url} -challenge '{challenge}' -private-key device.key -certificate device.pem -cn 'managementAttestation 0001'
+
+Then list what the device CA issued, revoke it, and read the CRL:
+
+  grpcurl {as_admin} {pki} portcullis.pki.v1.PkiService/ListCertificates
+  grpcurl {as_admin} -d '{{\"serialNumber\": \"<serial>\", \"reason\": \"CERTIFICATE_REVOCATION_REASON_KEY_COMPROMISE\"}}' {pki} portcullis.pki.v1.PkiService/RevokeCertificate
+  curl -s {crl_url} | openssl crl -inform DER -noout -text
 
 The viewer operator may read but not change anything; this is refused with PermissionDenied:
 

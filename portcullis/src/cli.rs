@@ -16,7 +16,8 @@ and prints the addresses and grpcurl commands to try it.
 Options:
   --data-dir DIR   certificates, secrets and databases; made on first start, reused after
                    (default ./portcullis-data)
-  --port-base N    services listen on 127.0.0.1, ports N+1 to N+10 (default 7400)
+  --port-base N    services listen on ports N+1 to N+11 (default 7400): gRPC and admin on
+                   127.0.0.1, pki-svc's SCEP and CRLs (plain HTTP) on every interface at N+11
   -h, --help       print this help
   --version        print the version
 ";
@@ -183,9 +184,9 @@ mod tests {
 
     #[test]
     fn a_port_base_leaving_no_room_for_the_suite_is_refused() {
-        assert!(parse_str(&["up", "--port-base", "65525"]).is_ok());
-        let err = parse_str(&["up", "--port-base", "65530"]).unwrap_err();
-        assert!(err.to_string().contains("0 to 65525"), "{err}");
+        assert!(parse_str(&["up", "--port-base", "65524"]).is_ok());
+        let err = parse_str(&["up", "--port-base", "65525"]).unwrap_err();
+        assert!(err.to_string().contains("0 to 65524"), "{err}");
         assert!(parse_str(&["up", "--port-base", "-1"]).is_err());
         assert!(parse_str(&["up", "--port-base", "seven"]).is_err());
     }

@@ -27,6 +27,10 @@ const PAGE_TOKEN_SECRET_MIN_CHARS: usize = 16;
 const TOTP_KEY_FILE: &str = "totp-encryption-key";
 /// Base64 of 32 bytes.
 const TOTP_KEY_CHARS: usize = 44;
+/// The file holding pki-svc's key for CA private keys (base64 of 32 bytes).
+const CA_KEY_FILE: &str = "ca-encryption-key";
+/// The file holding the default SCEP integration's static challenge.
+const SCEP_CHALLENGE_FILE: &str = "scep-challenge";
 
 /// Why the data directory could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,7 @@ pub struct DataDir {
     ca: PathBuf,
     page_token_secret: String,
     totp_encryption_key: String,
+    ca_encryption_key: String,
     health_protoset: PathBuf,
 }
 
@@ -109,9 +114,9 @@ impl DataDir {
             PAGE_TOKEN_SECRET_MIN_CHARS,
             |bytes| bytes.iter().map(|b| format!("{b:02x}")).collect(),
         )?;
-        let totp_encryption_key = load_or_create_secret(&root.join(TOTP_KEY_FILE), TOTP_KEY_CHARS, |bytes| {
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
-        })?;
+        let base64_key = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+        let totp_encryption_key = load_or_create_secret(&root.join(TOTP_KEY_FILE), TOTP_KEY_CHARS, base64_key)?;
+        let ca_encryption_key = load_or_create_secret(&root.join(CA_KEY_FILE), TOTP_KEY_CHARS, base64_key)?;
         // Written every start: it describes the health service of this build.
         let health_protoset = root.join(HEALTH_PROTOSET_FILE);
         std::fs::write(&health_protoset, tonic_health::pb::FILE_DESCRIPTOR_SET).map_err(|source| DataDirError::Io {
@@ -124,6 +129,7 @@ impl DataDir {
             ca: viewer.ca,
             page_token_secret,
             totp_encryption_key,
+            ca_encryption_key,
             health_protoset,
         })
     }
@@ -152,6 +158,21 @@ impl DataDir {
     /// The key session-svc seals TOTP seeds with; losing it makes enrolled TOTP unusable.
     pub fn totp_encryption_key(&self) -> &str {
         &self.totp_encryption_key
+    }
+
+    /// The key pki-svc seals the device CA's private key with; losing it loses the device CA.
+    pub fn ca_encryption_key(&self) -> &str {
+        &self.ca_encryption_key
+    }
+
+    /// The service CA's certificate and key, which pki-svc issues service identities with.
+    pub fn service_ca_files(&self) -> (PathBuf, PathBuf) {
+        (self.ca.clone(), self.ca.with_extension("key"))
+    }
+
+    /// Where `up` keeps the default SCEP integration's static challenge.
+    pub fn scep_challenge_file(&self) -> PathBuf {
+        self.root.join(SCEP_CHALLENGE_FILE)
     }
 
     /// The protoset describing `grpc.health.v1`, for `grpcurl -protoset` on the admin port.

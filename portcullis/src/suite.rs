@@ -42,8 +42,17 @@ pub const GATEWAY: Member = Member {
 /// trust.
 pub const SUITE: [Member; 5] = [DEVICE_SVC, SESSION_SVC, PKI_SVC, POLICY_SVC, GATEWAY];
 
-/// The highest offset the plan uses (the gateway's admin port).
-const HIGHEST_OFFSET: u16 = 10;
+/// pki-svc's plain-HTTP port (SCEP and CRLs) is the base plus this.
+const PKI_HTTP_OFFSET: u16 = 11;
+
+/// The highest offset the plan uses (pki-svc's HTTP port).
+const HIGHEST_OFFSET: u16 = 11;
+
+/// pki-svc's plain-HTTP listener for SCEP and CRLs, on every interface: MDM-managed devices
+/// enroll from other machines.
+pub fn pki_http(base: PortBase) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, base.0 + PKI_HTTP_OFFSET))
+}
 
 /// A base port with room for the whole plan above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +125,7 @@ mod tests {
                 ("gateway", 7409, 7410),
             ]
         );
+        assert_eq!(pki_http(base).port(), 7411);
     }
 
     #[test]
@@ -125,7 +135,8 @@ mod tests {
         offsets.sort_unstable();
         offsets.dedup();
         assert_eq!(offsets.len(), SUITE.len() * 2);
-        assert_eq!(GATEWAY.ports(PortBase::MAX).admin.port(), u16::MAX);
+        assert!(!offsets.contains(&PKI_HTTP_OFFSET));
+        assert_eq!(pki_http(PortBase::MAX).port(), u16::MAX);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use device_svc::config::DeviceConfig;
+use pki_svc::PkiListeners;
+use pki_svc::config::PkiConfig;
 use service_kit::config::{ConfigError, Settings};
 use service_kit::shutdown::Shutdown;
 use session_svc::config::SessionConfig;
@@ -20,7 +22,8 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::banner;
 use crate::cli::UpOptions;
 use crate::data_dir::{DataDir, DataDirError};
-use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC};
+use crate::default_scep::{self, DefaultScep, DefaultScepError};
+use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC, pki_http};
 
 /// How long the suite may take to serve, migrations included, before `up` gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,6 +90,9 @@ pub enum UpError {
         /// Its admin address.
         admin: SocketAddr,
     },
+    /// The default SCEP integration could not be made.
+    #[error(transparent)]
+    DefaultScep(#[from] DefaultScepError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -139,8 +145,11 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
     // service starts, so a failure leaves nothing half-started behind.
     let device_config = device_config(&data, port_base)?;
     let session_config = session_config(&data, port_base)?;
+    let pki_config = pki_config(&data, port_base)?;
     let (device_listener, device_admin_listener) = bind(DEVICE_SVC, port_base).await?;
     let (session_listener, session_admin_listener) = bind(SESSION_SVC, port_base).await?;
+    let (pki_listener, pki_admin_listener) = bind(PKI_SVC, port_base).await?;
+    let pki_http_listener = bind_one(PKI_SVC, pki_http(port_base)).await?;
 
     let mut suite = Suite {
         tasks: JoinSet::new(),
@@ -157,6 +166,18 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
             session_config,
             session_listener,
             session_admin_listener,
+            shutdown.clone(),
+        ),
+    );
+    suite.spawn(
+        PKI_SVC,
+        pki_svc::serve_on(
+            pki_config,
+            PkiListeners {
+                grpc: pki_listener,
+                admin: pki_admin_listener,
+                http: pki_http_listener,
+            },
             shutdown.clone(),
         ),
     );
@@ -206,23 +227,50 @@ fn session_config(data: &DataDir, base: PortBase) -> Result<SessionConfig, UpErr
     })
 }
 
+/// pki-svc's settings: the service CA it issues identities with, the key sealing the device CA,
+/// and its SCEP/CRL listener.
+fn pki_config(data: &DataDir, base: PortBase) -> Result<PkiConfig, UpError> {
+    let mut settings = member_settings(PKI_SVC, data, base);
+    let (service_ca_cert, service_ca_key) = data.service_ca_files();
+    let http = pki_http(base);
+    settings
+        .set("ca_encryption_key", data.ca_encryption_key())
+        .set("service_ca_cert", service_ca_cert.display().to_string())
+        .set("service_ca_key", service_ca_key.display().to_string())
+        .set("http_listen", http.to_string())
+        .set("public_url", format!("http://localhost:{}", http.port()));
+    PkiConfig::from_settings(&settings).map_err(|source| UpError::Config {
+        service: PKI_SVC.name,
+        source,
+    })
+}
+
 /// Binds `member`'s gRPC and admin listeners.
 async fn bind(member: Member, base: PortBase) -> Result<(TcpListener, TcpListener), UpError> {
     let ports = member.ports(base);
-    let bind = |addr| async move {
-        TcpListener::bind(addr).await.map_err(|source| UpError::Bind {
-            service: member.name,
-            addr,
-            source,
-        })
-    };
-    Ok((bind(ports.grpc).await?, bind(ports.admin).await?))
+    Ok((
+        bind_one(member, ports.grpc).await?,
+        bind_one(member, ports.admin).await?,
+    ))
+}
+
+/// Binds one of `member`'s listeners.
+async fn bind_one(member: Member, addr: SocketAddr) -> Result<TcpListener, UpError> {
+    TcpListener::bind(addr).await.map_err(|source| UpError::Bind {
+        service: member.name,
+        addr,
+        source,
+    })
 }
 
 /// Prints the banner once every service serves, then waits for all of them to stop. The first
 /// service to fail stops the others, and its error is returned.
 async fn supervise(mut suite: Suite, data: &DataDir, base: PortBase, shutdown: &Shutdown) -> Result<(), UpError> {
-    let ready = wait_until_serving(&suite.running, base);
+    let members = suite.running.clone();
+    let ready = async move {
+        wait_until_serving(&members, base).await?;
+        Ok::<DefaultScep, UpError>(default_scep::ensure(data, base).await?)
+    };
     tokio::pin!(ready);
     let stopping = shutdown.triggered();
     tokio::pin!(stopping);
@@ -262,7 +310,7 @@ async fn supervise(mut suite: Suite, data: &DataDir, base: PortBase, shutdown: &
             result = &mut ready, if waiting_for_ready => {
                 waiting_for_ready = false;
                 match result {
-                    Ok(()) => print!("{}", banner::render(data, base, &suite.running)),
+                    Ok(scep) => print!("{}", banner::render(data, base, &suite.running, &scep)),
                     Err(error) => {
                         tracing::error!(error = %error, "stopping the suite");
                         failure.get_or_insert(error);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, SanType, SubjectPublicKeyInfo,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -28,12 +28,46 @@ pub enum DevPkiError {
     },
 }
 
+/// How long the identities `portcullis up` and the tests make are valid.
+const DEV_LIFETIME: Duration = Duration::days(365);
+
+/// Whose identity a certificate carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityKind<'a> {
+    /// A service: `spiffe://<domain>/svc/<name>`, TLS server and client, valid for `localhost`,
+    /// 127.0.0.1 and `dns_names`.
+    Service {
+        /// The service name.
+        name: &'a str,
+        /// Extra DNS names.
+        dns_names: Vec<String>,
+    },
+    /// A person or tool: `spiffe://<domain>/operator/<name>`, TLS client, role in the subject.
+    Operator {
+        /// The operator name.
+        name: &'a str,
+        /// The role.
+        role: Role,
+    },
+}
+
+/// A request for an identity certificate.
+#[derive(Debug, Clone)]
+pub struct IdentityRequest<'a> {
+    /// Whose identity.
+    pub identity: IdentityKind<'a>,
+    /// The key to certify (DER SubjectPublicKeyInfo); `None` generates a P-256 key.
+    pub public_key_der: Option<&'a [u8]>,
+    /// How long the certificate is valid.
+    pub lifetime: Duration,
+}
+
 /// A certificate and its private key, PEM encoded.
 #[derive(Clone)]
 pub struct IssuedCertificate {
     /// The certificate.
     pub cert_pem: String,
-    /// The PKCS#8 private key.
+    /// The PKCS#8 private key; empty when the caller brought its own key.
     pub key_pem: String,
 }
 
@@ -92,19 +126,24 @@ impl DevCa {
         })
     }
 
+    /// Loads the CA from its certificate and key files.
+    pub fn load(cert_path: &Path, key_path: &Path, trust_domain: &str) -> Result<Self, DevPkiError> {
+        let cert_pem = read(cert_path)?;
+        let key = KeyPair::from_pem(&read(key_path)?)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        Ok(Self {
+            trust_domain: trust_domain.to_owned(),
+            cert_pem,
+            issuer,
+        })
+    }
+
     /// Loads the CA from `dir`, or makes one there on first use.
     pub fn load_or_create(dir: &Path, trust_domain: &str) -> Result<Self, DevPkiError> {
         let cert_path = dir.join(CA_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         if cert_path.exists() && key_path.exists() {
-            let cert_pem = read(&cert_path)?;
-            let key = KeyPair::from_pem(&read(&key_path)?)?;
-            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-            return Ok(Self {
-                trust_domain: trust_domain.to_owned(),
-                cert_pem,
-                issuer,
-            });
+            return Self::load(&cert_path, &key_path, trust_domain);
         }
         let ca = Self::generate(trust_domain)?;
         write(&cert_path, &ca.cert_pem, false)?;
@@ -118,34 +157,49 @@ impl DevCa {
     }
 
     /// A certificate for service `name` (`spiffe://<domain>/svc/<name>`), usable as TLS server
-    /// and client, valid for `localhost` and 127.0.0.1 plus `dns_names`.
+    /// and client, valid for `localhost` and 127.0.0.1 plus `dns_names`, for a year.
     pub fn issue_service(&self, name: &str, dns_names: &[&str]) -> Result<IssuedCertificate, DevPkiError> {
-        let mut sans = vec![
-            SanType::URI(format!("spiffe://{}/svc/{name}", self.trust_domain).try_into()?),
-            SanType::DnsName("localhost".try_into()?),
-            SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-        ];
-        for dns in dns_names {
-            sans.push(SanType::DnsName((*dns).try_into()?));
-        }
-        self.issue(name, None, sans)
+        self.issue_identity(&IdentityRequest {
+            identity: IdentityKind::Service {
+                name,
+                dns_names: dns_names.iter().map(|d| (*d).to_owned()).collect(),
+            },
+            public_key_der: None,
+            lifetime: DEV_LIFETIME,
+        })
     }
 
-    /// A client certificate for operator `name` holding `role`.
+    /// A client certificate for operator `name` holding `role`, for a year.
     pub fn issue_operator(&self, name: &str, role: Role) -> Result<IssuedCertificate, DevPkiError> {
-        let sans = vec![SanType::URI(
-            format!("spiffe://{}/operator/{name}", self.trust_domain).try_into()?,
-        )];
-        self.issue(name, Some(role), sans)
+        self.issue_identity(&IdentityRequest {
+            identity: IdentityKind::Operator { name, role },
+            public_key_der: None,
+            lifetime: DEV_LIFETIME,
+        })
     }
 
-    fn issue(
-        &self,
-        common_name: &str,
-        role: Option<Role>,
-        sans: Vec<SanType>,
-    ) -> Result<IssuedCertificate, DevPkiError> {
-        let key = KeyPair::generate()?;
+    /// A certificate for `request.identity`: for the key in `public_key_der` (a DER
+    /// SubjectPublicKeyInfo), or for a fresh P-256 key returned with it.
+    pub fn issue_identity(&self, request: &IdentityRequest<'_>) -> Result<IssuedCertificate, DevPkiError> {
+        let (common_name, role, sans) = match &request.identity {
+            IdentityKind::Service { name, dns_names } => {
+                let mut sans = vec![
+                    SanType::URI(format!("spiffe://{}/svc/{name}", self.trust_domain).try_into()?),
+                    SanType::DnsName("localhost".try_into()?),
+                    SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+                ];
+                for dns in dns_names {
+                    sans.push(SanType::DnsName(dns.clone().try_into()?));
+                }
+                (*name, None, sans)
+            }
+            IdentityKind::Operator { name, role } => {
+                let sans = vec![SanType::URI(
+                    format!("spiffe://{}/operator/{name}", self.trust_domain).try_into()?,
+                )];
+                (*name, Some(*role), sans)
+            }
+        };
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         if let Some(role) = role {
@@ -163,12 +217,25 @@ impl DevCa {
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(365);
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        params.not_after = now + request.lifetime;
+        match request.public_key_der {
+            Some(spki) => {
+                let key = SubjectPublicKeyInfo::from_der(spki)?;
+                let cert = params.signed_by(&key, &self.issuer)?;
+                Ok(IssuedCertificate {
+                    cert_pem: cert.pem(),
+                    key_pem: String::new(),
+                })
+            }
+            None => {
+                let key = KeyPair::generate()?;
+                let cert = params.signed_by(&key, &self.issuer)?;
+                Ok(IssuedCertificate {
+                    cert_pem: cert.pem(),
+                    key_pem: key.serialize_pem(),
+                })
+            }
+        }
     }
 
     /// Loads `<dir>/<stem>.pem` and `.key`, or issues them with `issue` and writes them.

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod dev_pki;
@@ -11,6 +12,7 @@ pub mod guard;
 pub mod identity;
 pub mod observe;
 pub mod page_token;
+pub mod sealing;
 pub mod server;
 pub mod shutdown;
 pub mod status;

@@ -170,21 +170,7 @@ pub struct Event {
     pub details: BTreeMap<String, String>,
 }
 
-/// Microseconds since the epoch as a protobuf timestamp.
-pub fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
-/// Now, in microseconds since the epoch.
-pub fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
-}
+pub use service_kit::clock::{now_micros, timestamp};
 
 /// A new time-ordered id.
 pub fn new_id() -> String {

@@ -1,11 +1,8 @@
 //! TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30-second steps, one step of drift either way) and the
 //! encryption of seeds at rest (AES-256-GCM with a key from configuration).
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 /// Seconds per step.
 pub const STEP_SECS: i64 = 30;
@@ -17,73 +14,9 @@ pub const SEED_LEN: usize = 20;
 const DRIFT_STEPS: i64 = 1;
 
 /// Why a seed could not be sealed or opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SeedError {
-    /// The configured key is not 32 bytes of base64.
-    #[error("the TOTP encryption key must be 32 bytes, base64 encoded")]
-    BadKey,
-    /// The stored seed does not decrypt with the configured key (wrong key, or altered data).
-    #[error("the stored TOTP seed does not decrypt with the configured key")]
-    Undecryptable,
-    /// The system random source failed.
-    #[error("the system random source failed")]
-    Random,
-}
-
-/// Encrypts and decrypts TOTP seeds.
-pub struct SeedCipher {
-    key: LessSafeKey,
-}
-
-impl std::fmt::Debug for SeedCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SeedCipher").finish_non_exhaustive()
-    }
-}
-
-impl SeedCipher {
-    /// A cipher from the base64 of a 32-byte key.
-    pub fn from_base64(key: &str) -> Result<Self, SeedError> {
-        let bytes = STANDARD.decode(key.trim()).map_err(|_| SeedError::BadKey)?;
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SeedError::BadKey)?;
-        Ok(Self {
-            key: LessSafeKey::new(unbound),
-        })
-    }
-
-    /// `nonce || ciphertext || tag`. The user id is bound as associated data, so a sealed seed
-    /// copied onto another user's row does not open.
-    pub fn seal(&self, seed: &[u8], user_id: &str) -> Result<Vec<u8>, SeedError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| SeedError::Random)?;
-        let mut sealed = seed.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(user_id.as_bytes()),
-                &mut sealed,
-            )
-            .map_err(|_| SeedError::Random)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(out)
-    }
-
-    /// The seed sealed by [`SeedCipher::seal`] for `user_id`.
-    pub fn open(&self, sealed: &[u8], user_id: &str) -> Result<Vec<u8>, SeedError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(SeedError::Undecryptable);
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SeedError::Undecryptable)?;
-        let mut body = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(user_id.as_bytes()), &mut body)
-            .map_err(|_| SeedError::Undecryptable)?;
-        Ok(plain.to_vec())
-    }
-}
+pub use service_kit::sealing::SealError as SeedError;
+/// Encrypts and decrypts TOTP seeds, each bound to its user.
+pub use service_kit::sealing::Sealer as SeedCipher;
 
 /// A fresh random seed.
 pub fn new_seed() -> Result<[u8; SEED_LEN], SeedError> {
@@ -230,23 +163,5 @@ mod tests {
              &issuer=Portcullis&algorithm=SHA1&digits=6&period=30"
         );
         assert!(otpauth_uri("Port cullis", "a b", b"x").starts_with("otpauth://totp/Port%20cullis:a%20b?"));
-    }
-
-    #[test]
-    fn sealed_seeds_open_only_with_the_same_key_and_user() {
-        let key = STANDARD.encode([7u8; 32]);
-        let cipher = SeedCipher::from_base64(&key).unwrap();
-        let sealed = cipher.seal(b"seed-bytes", "user-1").unwrap();
-        assert_ne!(
-            &sealed[NONCE_LEN..NONCE_LEN + 10],
-            b"seed-bytes",
-            "the seed is not stored in the clear"
-        );
-        assert_eq!(cipher.open(&sealed, "user-1").unwrap(), b"seed-bytes");
-        assert_eq!(cipher.open(&sealed, "user-2"), Err(SeedError::Undecryptable));
-        let other = SeedCipher::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
-        assert_eq!(other.open(&sealed, "user-1"), Err(SeedError::Undecryptable));
-        assert_eq!(cipher.open(&sealed[..5], "user-1"), Err(SeedError::Undecryptable));
-        assert!(SeedCipher::from_base64("short").is_err());
     }
 }

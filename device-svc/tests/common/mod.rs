@@ -398,6 +398,62 @@ impl PkiService for Receiver {
             revoked_serial_numbers: vec![],
         }))
     }
+
+    async fn get_ca_certificates(
+        &self,
+        _: Request<pki::GetCaCertificatesRequest>,
+    ) -> Result<Response<pki::GetCaCertificatesResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn issue_service_certificate(
+        &self,
+        _: Request<pki::IssueServiceCertificateRequest>,
+    ) -> Result<Response<pki::IssueServiceCertificateResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn create_scep_integration(
+        &self,
+        _: Request<pki::CreateScepIntegrationRequest>,
+    ) -> Result<Response<pki::CreateScepIntegrationResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn list_scep_integrations(
+        &self,
+        _: Request<pki::ListScepIntegrationsRequest>,
+    ) -> Result<Response<pki::ListScepIntegrationsResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn rotate_scep_secret(
+        &self,
+        _: Request<pki::RotateScepSecretRequest>,
+    ) -> Result<Response<pki::RotateScepSecretResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn delete_scep_integration(
+        &self,
+        _: Request<pki::DeleteScepIntegrationRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn list_certificates(
+        &self,
+        _: Request<pki::ListCertificatesRequest>,
+    ) -> Result<Response<pki::ListCertificatesResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn get_certificate(
+        &self,
+        _: Request<pki::GetCertificateRequest>,
+    ) -> Result<Response<pki::Certificate>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
 }
 
 /// A running receiver.

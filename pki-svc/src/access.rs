@@ -1,0 +1,59 @@
+//! Who may call each PkiService RPC. SCEP itself is plain HTTP with its own challenge.
+
+use service_kit::access::{AccessPolicy, AccessRule, Caller};
+use service_kit::identity::Role;
+
+const VIEWER: Caller = Caller::Operator(Role::Viewer);
+const OPERATOR: Caller = Caller::Operator(Role::Operator);
+const ADMIN: Caller = Caller::Operator(Role::Admin);
+const GATEWAY: Caller = Caller::Service("gateway");
+const DEVICE_SVC: Caller = Caller::Service("device-svc");
+
+macro_rules! pki {
+    ($method:literal, [$($caller:expr),* $(,)?]) => {
+        AccessRule { method: concat!("/portcullis.pki.v1.PkiService/", $method), allowed: &[$($caller),*] }
+    };
+}
+
+/// The rule table. Viewers read; operators manage integrations and revoke; only admins mint
+/// service identities; the gateway reads the CAs it verifies against; device-svc revokes the
+/// certificates of deleted devices.
+pub const RULES: &[AccessRule] = &[
+    pki!("GetCaCertificates", [VIEWER, GATEWAY]),
+    pki!("IssueServiceCertificate", [ADMIN]),
+    pki!("CreateScepIntegration", [OPERATOR]),
+    pki!("ListScepIntegrations", [VIEWER]),
+    pki!("RotateScepSecret", [OPERATOR]),
+    pki!("DeleteScepIntegration", [OPERATOR]),
+    pki!("ListCertificates", [VIEWER]),
+    pki!("GetCertificate", [VIEWER]),
+    pki!("RevokeCertificate", [OPERATOR, DEVICE_SVC]),
+];
+
+/// [`RULES`] as a policy.
+pub const POLICY: AccessPolicy = AccessPolicy::new(RULES);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every RPC of the service has exactly one rule.
+    #[test]
+    fn every_rpc_has_exactly_one_rule() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(portcullis_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut count = 0;
+        for file in set.file.iter().filter(|f| f.package() == "portcullis.pki.v1") {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/portcullis.pki.v1.{}/{}", service.name(), method.name());
+                    assert_eq!(RULES.iter().filter(|r| r.method == path).count(), 1, "{path}");
+                    count += 1;
+                }
+            }
+        }
+        assert_eq!(RULES.len(), count);
+    }
+}

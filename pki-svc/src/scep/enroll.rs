@@ -1,0 +1,350 @@
+//! What the SCEP server does with a request that parsed: enroll, renew, answer a poll, return a
+//! certificate or the CRL. Every refusal is a CertRep FAILURE with the failInfo RFC 8894 names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use x509_parser::prelude::FromDer;
+
+use crate::authority::Authorities;
+use crate::challenge;
+use crate::device_ca::{CsrPolicy, CsrRefusal, DEVICE_CA, hex};
+use crate::error::Error;
+use crate::scep::message::{
+    BuildError, FailInfo, MessageType, Outcome, ParseError, PkiRequest, RequestBody, build_cert_rep, parse_pki_message,
+};
+use crate::store::{CertificateRecord, IntegrationRecord, StoredStatus, now_micros};
+
+/// Why an HTTP request gets no CertRep.
+#[derive(Debug, thiserror::Error)]
+pub enum ScepError {
+    /// No integration has this name: 404.
+    #[error("no SCEP integration named {0:?}")]
+    UnknownIntegration(String),
+    /// Not a pkiMessage at all: 400.
+    #[error("not a SCEP pkiMessage: {0}")]
+    BadMessage(String),
+    /// The server failed: 500, detail in the log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<Error> for ScepError {
+    fn from(error: Error) -> Self {
+        tracing::error!(error = %error, "SCEP request failed");
+        ScepError::Internal
+    }
+}
+
+/// The SCEP server behind `/scep/{integration}`.
+#[derive(Debug, Clone)]
+pub struct ScepServer {
+    authorities: Arc<Authorities>,
+}
+
+impl ScepServer {
+    /// A server issuing from `authorities`' device CA.
+    pub fn new(authorities: Arc<Authorities>) -> Self {
+        Self { authorities }
+    }
+
+    /// The integration named `name`.
+    pub async fn integration(&self, name: &str) -> Result<IntegrationRecord, ScepError> {
+        self.authorities
+            .store()
+            .integration(name)
+            .await?
+            .ok_or_else(|| ScepError::UnknownIntegration(name.to_owned()))
+    }
+
+    /// The device CA certificate, DER (GetCACert).
+    pub fn ca_certificate(&self) -> &[u8] {
+        self.authorities.device_ca().certificate_der()
+    }
+
+    /// Answers a pkiMessage sent to `integration` with a DER CertRep.
+    pub async fn pki_operation(&self, integration: &str, message: &[u8]) -> Result<Vec<u8>, ScepError> {
+        let integration = self.integration(integration).await?;
+        let ca = self.authorities.device_ca().scep_keys();
+        let request = match parse_pki_message(message, ca) {
+            Ok(request) => request,
+            Err(ParseError::Malformed(detail)) => return Err(ScepError::BadMessage(detail)),
+            Err(ParseError::Refused {
+                reply_to,
+                fail_info,
+                detail,
+            }) => {
+                tracing::info!(integration = %integration.name, transaction_id = %reply_to.transaction_id, %detail, "SCEP request refused");
+                return reply(ca, &reply_to, &Outcome::Failure(fail_info));
+            }
+        };
+        let outcome = match self.outcome(&integration, &request).await {
+            Ok(outcome) => outcome,
+            Err(refusal) => {
+                tracing::info!(
+                    integration = %integration.name,
+                    transaction_id = %request.reply_to.transaction_id,
+                    reason = %refusal.detail,
+                    "SCEP request refused"
+                );
+                Outcome::Failure(refusal.fail_info)
+            }
+        };
+        reply(ca, &request.reply_to, &outcome)
+    }
+
+    async fn outcome(&self, integration: &IntegrationRecord, request: &PkiRequest) -> Result<Outcome, Refusal> {
+        match (&request.message_type, &request.body) {
+            (MessageType::PkcsReq, RequestBody::Csr(csr)) => self.enroll(integration, request, csr, false).await,
+            (MessageType::RenewalReq, RequestBody::Csr(csr)) => self.enroll(integration, request, csr, true).await,
+            (MessageType::CertPoll, RequestBody::IssuerAndSubject { .. }) => {
+                let issued = self
+                    .authorities
+                    .store()
+                    .certificate_for_transaction(&integration.name, &request.reply_to.transaction_id)
+                    .await?;
+                match issued {
+                    Some(record) => Ok(success(record.certificate_der)),
+                    None => Err(Refusal::new(FailInfo::BadCertId, "no certificate for this transaction")),
+                }
+            }
+            (MessageType::GetCert, RequestBody::IssuerAndSerial { issuer, serial }) => {
+                self.check_issuer(issuer)?;
+                let record = self.authorities.store().certificate(&hex(serial)).await?;
+                match record {
+                    Some(record) => Ok(success(record.certificate_der)),
+                    None => Err(Refusal::new(FailInfo::BadCertId, "no such certificate")),
+                }
+            }
+            (MessageType::GetCrl, RequestBody::IssuerAndSerial { issuer, .. }) => {
+                self.check_issuer(issuer)?;
+                let crl = self.authorities.device_crl().await?;
+                Ok(Outcome::Success {
+                    certificates: Vec::new(),
+                    crls: vec![crl],
+                })
+            }
+            _ => Err(Refusal::new(FailInfo::BadRequest, "unsupported message")),
+        }
+    }
+
+    /// PKCSReq and RenewalReq. A PKCSReq needs the integration's challenge, unless it is signed
+    /// by a live certificate of ours (how older clients renew); a RenewalReq must be.
+    async fn enroll(
+        &self,
+        integration: &IntegrationRecord,
+        request: &PkiRequest,
+        csr_der: &[u8],
+        renewal: bool,
+    ) -> Result<Outcome, Refusal> {
+        let store = self.authorities.store();
+        let transaction_id = &request.reply_to.transaction_id;
+        // A client that lost our reply sends the same transaction again: answer with what it got.
+        if let Some(earlier) = store
+            .certificate_for_transaction(&integration.name, transaction_id)
+            .await?
+        {
+            if same_public_key(&earlier.certificate_der, csr_der) {
+                return Ok(success(earlier.certificate_der));
+            }
+            return Err(Refusal::new(
+                FailInfo::BadRequest,
+                "transaction id reused for another key",
+            ));
+        }
+        let pattern = compile_pattern(&integration.subject_pattern)?;
+        let lifetime = Duration::from_secs(u64::try_from(integration.lifetime_secs).unwrap_or(0));
+        let policy = CsrPolicy {
+            subject_pattern: pattern.as_ref(),
+            lifetime,
+        };
+        let ca = self.authorities.device_ca();
+        let csr = ca.check_csr(csr_der, &policy).map_err(|refusal| {
+            let fail_info = match refusal {
+                CsrRefusal::BadCsr => FailInfo::BadMessageCheck,
+                CsrRefusal::WeakKey(_) => FailInfo::BadAlg,
+                CsrRefusal::SubjectNotAllowed(_) => FailInfo::BadRequest,
+            };
+            Refusal::new(fail_info, refusal.to_string())
+        })?;
+        let renewing = self
+            .live_certificate_of_ours(&request.reply_to.requester_certificate)
+            .await?;
+        match (&renewing, renewal) {
+            (Some(_), _) => {}
+            (None, true) => {
+                return Err(Refusal::new(
+                    FailInfo::BadRequest,
+                    "a renewal must be signed by a valid certificate of this CA",
+                ));
+            }
+            (None, false) => {
+                let presented = csr.challenge_password.as_deref().unwrap_or("");
+                if !challenge::matches(presented, &integration.secret_salt, &integration.secret_hash) {
+                    return Err(Refusal::new(
+                        FailInfo::BadRequest,
+                        "wrong or missing challenge password",
+                    ));
+                }
+                // The request must be signed by the key it asks to certify (its self-signed
+                // certificate), so nobody enrolls a key they do not hold.
+                if !same_public_key(&request.reply_to.requester_certificate, csr_der) {
+                    return Err(Refusal::new(
+                        FailInfo::BadMessageCheck,
+                        "the request is not signed by the key it asks to certify",
+                    ));
+                }
+            }
+        }
+        let signed = ca
+            .sign(&csr, lifetime)
+            .map_err(|e| Refusal::internal(format!("signing failed: {e}")))?;
+        let record = CertificateRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            serial_number: signed.serial_number.clone(),
+            issuer_ca: DEVICE_CA.to_owned(),
+            integration: integration.name.clone(),
+            transaction_id: transaction_id.clone(),
+            subject: csr.subject.clone(),
+            sha256_fingerprint: fingerprint(&signed.der),
+            certificate_der: signed.der.clone(),
+            not_before: signed.not_before_micros,
+            not_after: signed.not_after_micros,
+            issued_at: now_micros(),
+            status: StoredStatus::Valid,
+            revocation_reason: 0,
+            revoked_at: None,
+            bound_device_id: renewing.as_ref().and_then(|old| old.bound_device_id.clone()),
+            renewed_serial: renewing
+                .as_ref()
+                .map(|old| old.serial_number.clone())
+                .unwrap_or_default(),
+        };
+        store.insert_certificate(&record).await?;
+        tracing::info!(
+            integration = %integration.name,
+            serial_number = %record.serial_number,
+            subject = %record.subject,
+            renewed = %record.renewed_serial,
+            "certificate issued"
+        );
+        Ok(success(signed.der))
+    }
+
+    /// The inventory record of `certificate_der` if this CA issued exactly it, and it is neither
+    /// revoked nor expired.
+    async fn live_certificate_of_ours(&self, certificate_der: &[u8]) -> Result<Option<CertificateRecord>, Refusal> {
+        let Ok((_, certificate)) = x509_parser::parse_x509_certificate(certificate_der) else {
+            return Ok(None);
+        };
+        let serial = hex(certificate.raw_serial());
+        let Some(record) = self.authorities.store().certificate(&serial).await? else {
+            return Ok(None);
+        };
+        let now = now_micros();
+        let live = record.certificate_der == certificate_der
+            && record.status == StoredStatus::Valid
+            && record.not_before <= now
+            && now < record.not_after;
+        Ok(live.then_some(record))
+    }
+
+    fn check_issuer(&self, issuer_der: &[u8]) -> Result<(), Refusal> {
+        let ours = x509_parser::parse_x509_certificate(self.ca_certificate())
+            .map(|(_, cert)| cert.tbs_certificate.subject.as_raw().to_vec())
+            .map_err(|_| Refusal::internal("the CA certificate does not parse".into()))?;
+        let asked = x509_parser::x509::X509Name::from_der(issuer_der)
+            .map(|(_, name)| name.to_string())
+            .map_err(|_| Refusal::new(FailInfo::BadCertId, "the issuer does not parse"))?;
+        let ours_text = x509_parser::x509::X509Name::from_der(&ours)
+            .map(|(_, name)| name.to_string())
+            .unwrap_or_default();
+        if asked == ours_text {
+            Ok(())
+        } else {
+            Err(Refusal::new(FailInfo::BadCertId, "not issued by this CA"))
+        }
+    }
+}
+
+/// A refusal: the failInfo the client gets, and the reason the log gets.
+#[derive(Debug)]
+struct Refusal {
+    fail_info: FailInfo,
+    detail: String,
+}
+
+impl Refusal {
+    fn new(fail_info: FailInfo, detail: impl Into<String>) -> Self {
+        Self {
+            fail_info,
+            detail: detail.into(),
+        }
+    }
+
+    /// A server fault, answered as badRequest: SCEP has no failInfo for it.
+    fn internal(detail: String) -> Self {
+        tracing::error!(%detail, "SCEP request failed");
+        Self::new(FailInfo::BadRequest, detail)
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal::internal(error.to_string())
+    }
+}
+
+fn success(certificate_der: Vec<u8>) -> Outcome {
+    Outcome::Success {
+        certificates: vec![certificate_der],
+        crls: Vec::new(),
+    }
+}
+
+fn reply(
+    ca: &crate::scep::message::CaKeys,
+    reply_to: &crate::scep::message::ReplyTo,
+    outcome: &Outcome,
+) -> Result<Vec<u8>, ScepError> {
+    let built = match build_cert_rep(ca, reply_to, outcome) {
+        // A requester whose key cannot be encrypted to (RSA under 2048 bits) cannot be sent
+        // anything it asked for.
+        Err(BuildError::UnsupportedRecipientKey(detail)) => {
+            tracing::info!(transaction_id = %reply_to.transaction_id, %detail, "SCEP request refused");
+            build_cert_rep(ca, reply_to, &Outcome::Failure(FailInfo::BadAlg))
+        }
+        built => built,
+    };
+    built.map_err(|e| {
+        tracing::error!(error = %e, "cannot build a CertRep");
+        ScepError::Internal
+    })
+}
+
+/// An integration's subject pattern, anchored to the whole subject.
+fn compile_pattern(pattern: &str) -> Result<Option<Regex>, Refusal> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|e| Refusal::internal(format!("stored subject pattern does not compile: {e}")))
+}
+
+/// Whether a certificate and a CSR (both DER) hold the same public key.
+fn same_public_key(certificate_der: &[u8], csr_der: &[u8]) -> bool {
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(certificate_der) else {
+        return false;
+    };
+    let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der) else {
+        return false;
+    };
+    certificate.tbs_certificate.subject_pki.raw == csr.certification_request_info.subject_pki.raw
+}
+
+/// Hex SHA-256 of `der`.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
+}

@@ -1,0 +1,501 @@
+//! pki-svc's tables: CAs, CRLs, SCEP integrations, the certificate inventory and revocations.
+
+use service_kit::db::{Database, bind_values, keyset_page, placeholders};
+use service_kit::filter::SqlCondition;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::{Error, Result};
+
+pub use service_kit::clock::now_micros;
+
+/// A stored SCEP integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRecord {
+    /// URL name.
+    pub name: String,
+    /// Shown to operators.
+    pub display_name: String,
+    /// `STATIC`.
+    pub challenge_type: String,
+    /// Salt of the static challenge's hash.
+    pub secret_salt: Vec<u8>,
+    /// SHA-256(salt || challenge).
+    pub secret_hash: Vec<u8>,
+    /// Regular expression the whole subject must match; empty allows any.
+    pub subject_pattern: String,
+    /// Lifetime of issued certificates, in seconds.
+    pub lifetime_secs: i64,
+    /// When it was created.
+    pub created_at: i64,
+    /// When its challenge last changed.
+    pub secret_rotated_at: i64,
+}
+
+/// A certificate status as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredStatus {
+    /// Not revoked (it may still have expired).
+    Valid,
+    /// Revoked.
+    Revoked,
+}
+
+impl StoredStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredStatus::Valid => "VALID",
+            StoredStatus::Revoked => "REVOKED",
+        }
+    }
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    /// UUIDv7; id order is issue order.
+    pub id: String,
+    /// Lower-case hex.
+    pub serial_number: String,
+    /// The CA that signed it (`device`).
+    pub issuer_ca: String,
+    /// The SCEP integration it came through.
+    pub integration: String,
+    /// The SCEP transaction that asked for it.
+    pub transaction_id: String,
+    /// The subject as written.
+    pub subject: String,
+    /// Hex SHA-256 of the DER.
+    pub sha256_fingerprint: String,
+    /// The certificate.
+    pub certificate_der: Vec<u8>,
+    /// Validity start, microseconds.
+    pub not_before: i64,
+    /// Validity end, microseconds.
+    pub not_after: i64,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// Revoked or not.
+    pub status: StoredStatus,
+    /// RFC 5280 reason code when revoked.
+    pub revocation_reason: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// The device it attests for, once bound.
+    pub bound_device_id: Option<String>,
+    /// The certificate this one renewed, or empty.
+    pub renewed_serial: String,
+}
+
+const CERTIFICATE_COLUMNS: &str = "id, serial_number, issuer_ca, integration, transaction_id, subject, \
+     sha256_fingerprint, certificate_der, not_before, not_after, issued_at, status, revocation_reason, revoked_at, \
+     bound_device_id, renewed_serial";
+
+fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord> {
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "VALID" => StoredStatus::Valid,
+        "REVOKED" => StoredStatus::Revoked,
+        other => return Err(Error::Corrupt(format!("certificate status {other:?}"))),
+    };
+    Ok(CertificateRecord {
+        id: row.try_get("id")?,
+        serial_number: row.try_get("serial_number")?,
+        issuer_ca: row.try_get("issuer_ca")?,
+        integration: row.try_get("integration")?,
+        transaction_id: row.try_get("transaction_id")?,
+        subject: row.try_get("subject")?,
+        sha256_fingerprint: row.try_get("sha256_fingerprint")?,
+        certificate_der: row.try_get("certificate_der")?,
+        not_before: row.try_get("not_before")?,
+        not_after: row.try_get("not_after")?,
+        issued_at: row.try_get("issued_at")?,
+        status,
+        revocation_reason: row.try_get("revocation_reason")?,
+        revoked_at: row.try_get("revoked_at")?,
+        bound_device_id: row.try_get("bound_device_id")?,
+        renewed_serial: row.try_get("renewed_serial")?,
+    })
+}
+
+fn integration_from_row(row: &AnyRow) -> Result<IntegrationRecord> {
+    Ok(IntegrationRecord {
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        challenge_type: row.try_get("challenge_type")?,
+        secret_salt: row.try_get("secret_salt")?,
+        secret_hash: row.try_get("secret_hash")?,
+        subject_pattern: row.try_get("subject_pattern")?,
+        lifetime_secs: row.try_get("lifetime_secs")?,
+        created_at: row.try_get("created_at")?,
+        secret_rotated_at: row.try_get("secret_rotated_at")?,
+    })
+}
+
+/// A CRL as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Its number.
+    pub number: i64,
+    /// DER.
+    pub der: Vec<u8>,
+    /// When it was issued, microseconds.
+    pub issued_at: i64,
+}
+
+/// pki-svc's storage.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Storage over `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// The CA named `name`: its certificate and sealed key.
+    pub async fn certificate_authority(&self, name: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let row = sqlx::query("SELECT certificate_der, sealed_key FROM certificate_authorities WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).transpose()
+    }
+
+    /// Stores a CA unless one of that name exists (another replica may have made it first).
+    pub async fn insert_certificate_authority_if_absent(
+        &self,
+        name: &str,
+        certificate_der: &[u8],
+        sealed_key: &[u8],
+    ) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "INSERT INTO certificate_authorities (name, certificate_der, sealed_key, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(certificate_der)
+        .bind(sealed_key)
+        .bind(now_micros())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The current CRL of `ca`.
+    pub async fn crl(&self, ca: &str) -> Result<Option<StoredCrl>> {
+        let row = sqlx::query("SELECT crl_number, crl_der, issued_at FROM crls WHERE ca = $1")
+            .bind(ca)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.map(|row| {
+            Ok(StoredCrl {
+                number: row.try_get(0)?,
+                der: row.try_get(1)?,
+                issued_at: row.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Issues `ca`'s next CRL: in one transaction, takes the next number, reads the revoked
+    /// certificates that have not expired, has `sign` make the CRL, and stores it. Concurrent
+    /// reissues queue on the row, so numbers only grow and the newest CRL lists every revocation
+    /// committed before it.
+    pub async fn reissue_crl<F>(&self, ca: &str, sign: F) -> Result<StoredCrl>
+    where
+        F: FnOnce(u64, Vec<(String, i64, i64)>) -> std::result::Result<Vec<u8>, String>,
+    {
+        let mut write = self.db.begin_write().await?;
+        let tx = &mut write.tx;
+        let now = now_micros();
+        // Take the row lock first (PostgreSQL), creating the row on first use.
+        sqlx::query(
+            "INSERT INTO crls (ca, crl_number, crl_der, issued_at) VALUES ($1, 0, $2, 0) ON CONFLICT (ca) DO NOTHING",
+        )
+        .bind(ca)
+        .bind(Vec::<u8>::new())
+        .execute(&mut **tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT crl_number FROM crls WHERE ca = $1{}",
+            self.db.for_update()
+        ))
+        .bind(ca)
+        .fetch_one(&mut **tx)
+        .await?;
+        let number: i64 = row.try_get(0)?;
+        let next = number + 1;
+        let rows = sqlx::query(
+            "SELECT serial_number, revoked_at, revocation_reason FROM certificates \
+             WHERE issuer_ca = $1 AND status = 'REVOKED' AND not_after > $2 ORDER BY revoked_at",
+        )
+        .bind(ca)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        let revoked = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get::<Option<i64>, _>(1)?.unwrap_or(now),
+                    row.try_get(2)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let der = sign(u64::try_from(next).unwrap_or(0), revoked).map_err(Error::Signing)?;
+        sqlx::query("UPDATE crls SET crl_number = $2, crl_der = $3, issued_at = $4 WHERE ca = $1")
+            .bind(ca)
+            .bind(next)
+            .bind(der.as_slice())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        write.tx.commit().await?;
+        Ok(StoredCrl {
+            number: next,
+            der,
+            issued_at: now,
+        })
+    }
+
+    /// Stores a new integration.
+    pub async fn insert_integration(&self, record: &IntegrationRecord) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        let result = sqlx::query(
+            "INSERT INTO scep_integrations (name, display_name, challenge_type, secret_salt, secret_hash, \
+             subject_pattern, lifetime_secs, created_at, secret_rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&record.name)
+        .bind(&record.display_name)
+        .bind(&record.challenge_type)
+        .bind(record.secret_salt.as_slice())
+        .bind(record.secret_hash.as_slice())
+        .bind(&record.subject_pattern)
+        .bind(record.lifetime_secs)
+        .bind(record.created_at)
+        .bind(record.secret_rotated_at)
+        .execute(&self.db.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::IntegrationExists(record.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// The integration named `name`.
+    pub async fn integration(&self, name: &str) -> Result<Option<IntegrationRecord>> {
+        let row = sqlx::query("SELECT * FROM scep_integrations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(integration_from_row).transpose()
+    }
+
+    /// Every integration, by name.
+    pub async fn integrations(&self) -> Result<Vec<IntegrationRecord>> {
+        let rows = sqlx::query("SELECT * FROM scep_integrations ORDER BY name")
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(integration_from_row).collect()
+    }
+
+    /// Replaces an integration's challenge hash; the old challenge stops working with this commit.
+    pub async fn rotate_secret(&self, name: &str, salt: &[u8], hash: &[u8]) -> Result<IntegrationRecord> {
+        let _turn = self.db.write_turn().await;
+        let result = sqlx::query(
+            "UPDATE scep_integrations SET secret_salt = $2, secret_hash = $3, secret_rotated_at = $4 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(salt)
+        .bind(hash)
+        .bind(now_micros())
+        .execute(&self.db.pool)
+        .await?;
+        drop(_turn);
+        if result.rows_affected() == 0 {
+            return Err(Error::IntegrationNotFound(name.to_owned()));
+        }
+        self.integration(name)
+            .await?
+            .ok_or_else(|| Error::IntegrationNotFound(name.to_owned()))
+    }
+
+    /// Deletes an integration.
+    pub async fn delete_integration(&self, name: &str) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        let result = sqlx::query("DELETE FROM scep_integrations WHERE name = $1")
+            .bind(name)
+            .execute(&self.db.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::IntegrationNotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Records an issued certificate.
+    pub async fn insert_certificate(&self, record: &CertificateRecord) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query(&format!(
+            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({})",
+            placeholders(1, 16)
+        ))
+        .bind(&record.id)
+        .bind(&record.serial_number)
+        .bind(&record.issuer_ca)
+        .bind(&record.integration)
+        .bind(&record.transaction_id)
+        .bind(&record.subject)
+        .bind(&record.sha256_fingerprint)
+        .bind(record.certificate_der.as_slice())
+        .bind(record.not_before)
+        .bind(record.not_after)
+        .bind(record.issued_at)
+        .bind(record.status.as_str())
+        .bind(record.revocation_reason)
+        .bind(record.revoked_at)
+        .bind(record.bound_device_id.as_deref())
+        .bind(&record.renewed_serial)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The certificate with this serial number.
+    pub async fn certificate(&self, serial_number: &str) -> Result<Option<CertificateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial_number = $1"
+        ))
+        .bind(serial_number)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// The newest certificate issued for a SCEP transaction (a client retrying, or polling).
+    pub async fn certificate_for_transaction(
+        &self,
+        integration: &str,
+        transaction_id: &str,
+    ) -> Result<Option<CertificateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE integration = $1 AND transaction_id = $2 \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(integration)
+        .bind(transaction_id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// A page of certificates matching `condition`, in issue order.
+    pub async fn list_certificates(
+        &self,
+        condition: &SqlCondition,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CertificateRecord>> {
+        let (sql, values) = keyset_page(CERTIFICATE_COLUMNS, "certificates", condition, after_id, limit);
+        let rows = bind_values(sqlx::query(&sql), &values).fetch_all(&self.db.pool).await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    /// Revokes the certificate with `serial_number`, or every unrevoked one bound to
+    /// `bound_device_id`, once per `idempotency_key`: a repeated key answers what the first call
+    /// revoked. Returns the serials revoked, and whether anything changed (so the CRL needs
+    /// reissuing).
+    pub async fn revoke(
+        &self,
+        target: RevocationTarget<'_>,
+        reason: i64,
+        idempotency_key: &str,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut write = self.db.begin_write().await?;
+        let tx = &mut write.tx;
+        if !idempotency_key.is_empty() {
+            let earlier = sqlx::query("SELECT serial_numbers FROM revocation_requests WHERE idempotency_key = $1")
+                .bind(idempotency_key)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(row) = earlier {
+                let text: String = row.try_get(0)?;
+                let serials: Vec<String> =
+                    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("revocation request: {e}")))?;
+                return Ok((serials, false));
+            }
+        }
+        let now = now_micros();
+        let serials: Vec<String> = match target {
+            RevocationTarget::Serial(serial) => {
+                let row = sqlx::query(&format!(
+                    "SELECT status FROM certificates WHERE serial_number = $1{}",
+                    self.db.for_update()
+                ))
+                .bind(serial)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(row) = row else {
+                    return Err(Error::CertificateNotFound(serial.to_owned()));
+                };
+                let status: String = row.try_get(0)?;
+                if status == StoredStatus::Revoked.as_str() {
+                    Vec::new()
+                } else {
+                    vec![serial.to_owned()]
+                }
+            }
+            RevocationTarget::BoundDevice(device_id) => {
+                let rows = sqlx::query(&format!(
+                    "SELECT serial_number FROM certificates WHERE bound_device_id = $1 AND status = 'VALID'{}",
+                    self.db.for_update()
+                ))
+                .bind(device_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?
+            }
+        };
+        for serial in &serials {
+            sqlx::query(
+                "UPDATE certificates SET status = 'REVOKED', revocation_reason = $2, revoked_at = $3 \
+                 WHERE serial_number = $1",
+            )
+            .bind(serial)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !idempotency_key.is_empty() {
+            let text = serde_json::to_string(&serials).map_err(|e| Error::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO revocation_requests (idempotency_key, serial_numbers, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(idempotency_key)
+            .bind(text)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        write.tx.commit().await?;
+        let changed = !serials.is_empty();
+        Ok((serials, changed))
+    }
+}
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy)]
+pub enum RevocationTarget<'a> {
+    /// One certificate.
+    Serial(&'a str),
+    /// Whatever is bound to a device.
+    BoundDevice(&'a str),
+}
