@@ -15,9 +15,9 @@ macro_rules! pki {
     };
 }
 
-/// The rule table. Viewers read; operators manage integrations and revoke; only admins mint
-/// service identities; the gateway reads the CAs it verifies against; device-svc revokes the
-/// certificates of deleted devices.
+/// The rule table. Viewers read; operators manage integrations, CRLs and revocations; only admins
+/// mint service identities and decide which customer CAs are trusted; the gateway verifies
+/// attestations and reads the CAs; device-svc revokes the certificates of deleted devices.
 pub const RULES: &[AccessRule] = &[
     pki!("GetCaCertificates", [VIEWER, GATEWAY]),
     pki!("IssueServiceCertificate", [ADMIN]),
@@ -28,6 +28,14 @@ pub const RULES: &[AccessRule] = &[
     pki!("ListCertificates", [VIEWER]),
     pki!("GetCertificate", [VIEWER]),
     pki!("RevokeCertificate", [OPERATOR, DEVICE_SVC]),
+    pki!("CreateDynamicChallenge", [OPERATOR]),
+    pki!("ImportTrustedCa", [ADMIN]),
+    pki!("ListTrustedCas", [VIEWER]),
+    pki!("RemoveTrustedCa", [ADMIN]),
+    pki!("UploadTrustedCaCrl", [OPERATOR]),
+    pki!("CreateMobileIntegration", [OPERATOR]),
+    pki!("RotateMobileSecret", [OPERATOR]),
+    pki!("VerifyManagementAttestation", [GATEWAY]),
 ];
 
 /// [`RULES`] as a policy.

@@ -14,11 +14,17 @@ use tonic::{Request, Response, Status};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
+use crate::attestation::{Attestation, CertificateProof, MAX_CHAIN, MAX_NONCE_BYTES, Proof};
 use crate::authority::{Authorities, pem_block};
 use crate::challenge;
 use crate::device_ca::{DEVICE_CA, hex, pem};
 use crate::error::{Error, Result};
-use crate::store::{CertificateRecord, IntegrationRecord, RevocationTarget, StoredStatus};
+use crate::store::{
+    CertificateRecord, DYNAMIC, IntegrationRecord, MobileIntegrationRecord, RevocationTarget, STATIC, StoredStatus,
+    TrustedCaRecord,
+};
+use crate::trust::{MAX_CRL_BYTES, Trust, pem_certificates};
+use service_kit::sealing::Sealer;
 
 /// Default lifetime of a service or operator certificate.
 const SERVICE_CERT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -63,23 +69,47 @@ const CERTIFICATE_FIELDS: &[Field] = &[
 #[derive(Debug, Clone)]
 pub struct PkiApi {
     authorities: Arc<Authorities>,
+    trust: Arc<Trust>,
+    attestation: Attestation,
+    sealer: Arc<Sealer>,
     page_tokens: PageTokens,
 }
 
 impl PkiApi {
-    /// The API over `authorities`.
-    pub fn new(authorities: Arc<Authorities>, page_tokens: PageTokens) -> Self {
+    /// The API over `authorities` and `trust`.
+    pub fn new(
+        authorities: Arc<Authorities>,
+        trust: Arc<Trust>,
+        attestation: Attestation,
+        sealer: Arc<Sealer>,
+        page_tokens: PageTokens,
+    ) -> Self {
         Self {
             authorities,
+            trust,
+            attestation,
+            sealer,
             page_tokens,
         }
+    }
+
+    async fn trusted_ca(&self, id: &str) -> Result<TrustedCaRecord> {
+        self.authorities
+            .store()
+            .trusted_ca(id)
+            .await?
+            .ok_or_else(|| Error::TrustedCaNotFound(id.to_owned()))
     }
 
     fn integration_to_pb(&self, record: &IntegrationRecord) -> pb::ScepIntegration {
         pb::ScepIntegration {
             name: record.name.clone(),
             display_name: record.display_name.clone(),
-            challenge_type: pb::ScepChallengeType::Static.into(),
+            challenge_type: if record.challenge_type == DYNAMIC {
+                pb::ScepChallengeType::Dynamic.into()
+            } else {
+                pb::ScepChallengeType::Static.into()
+            },
             url: self.authorities.scep_url(&record.name),
             subject_pattern: record.subject_pattern.clone(),
             certificate_lifetime_seconds: record.lifetime_secs,
@@ -174,6 +204,67 @@ fn serial_number(field: &str, text: &str) -> Result<String> {
         return Err(Error::field(field, "a hexadecimal serial number"));
     }
     Ok(cleaned)
+}
+
+fn trusted_ca_to_pb(record: &TrustedCaRecord) -> pb::TrustedCa {
+    let revoked_count = record
+        .crl_der
+        .as_deref()
+        .and_then(|der| {
+            x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+                .ok()
+                .map(|(_, crl)| crl.iter_revoked_certificates().count())
+        })
+        .unwrap_or(0);
+    pb::TrustedCa {
+        id: record.id.clone(),
+        display_name: record.display_name.clone(),
+        certificates_pem: pem_certificates(&record.certificates_pem)
+            .iter()
+            .map(|der| pem("CERTIFICATE", der))
+            .collect(),
+        subject: record.subject.clone(),
+        crl_url: record.crl_url.clone(),
+        crl_this_update: record.crl_this_update.map(timestamp),
+        crl_next_update: record.crl_next_update.map(timestamp),
+        crl_revoked_count: i32::try_from(revoked_count).unwrap_or(i32::MAX),
+        crl_fetch_error: record.crl_fetch_error.clone(),
+        create_time: Some(timestamp(record.created_at)),
+    }
+}
+
+fn mobile_to_pb(record: &MobileIntegrationRecord) -> pb::MobileIntegration {
+    pb::MobileIntegration {
+        id: record.id.clone(),
+        provider_name: record.provider_name.clone(),
+        enrollment_link: record.enrollment_link.clone(),
+        create_time: Some(timestamp(record.created_at)),
+        secret_rotate_time: Some(timestamp(record.secret_rotated_at)),
+    }
+}
+
+/// A mobile management secret: given (8 to 256 printable ASCII characters) or generated.
+fn management_secret(given: &str) -> Result<String> {
+    if given.is_empty() {
+        return challenge::choose("").map_err(|e| Error::Signing(e.to_string()));
+    }
+    let printable = given.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !printable || !(8..=256).contains(&given.len()) {
+        return Err(Error::field("management_secret", "8 to 256 printable ASCII characters"));
+    }
+    Ok(given.to_owned())
+}
+
+/// An enrollment link: an https:// (or http://) URL.
+fn enrollment_link(link: &str) -> Result<()> {
+    let valid = link.len() <= 2048
+        && (link.starts_with("https://") || link.starts_with("http://"))
+        && !link.chars().any(char::is_whitespace);
+    if valid || link.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::field("enrollment_link", "an http:// or https:// URL"))
+    }
 }
 
 fn challenge_error(field: &str, error: challenge::ChallengeError) -> Error {
@@ -290,10 +381,11 @@ impl PkiService for PkiApi {
         if request.display_name.chars().count() > 200 {
             return Err(Error::field("display_name", "at most 200 characters").into());
         }
-        match pb::ScepChallengeType::try_from(request.challenge_type) {
-            Ok(pb::ScepChallengeType::Static | pb::ScepChallengeType::Unspecified) => {}
+        let challenge_type = match pb::ScepChallengeType::try_from(request.challenge_type) {
+            Ok(pb::ScepChallengeType::Static | pb::ScepChallengeType::Unspecified) => STATIC,
+            Ok(pb::ScepChallengeType::Dynamic) => DYNAMIC,
             Err(_) => return Err(Error::field("challenge_type", "unknown value").into()),
-        }
+        };
         if request.subject_pattern.len() > MAX_PATTERN_LEN {
             return Err(Error::field("subject_pattern", format!("at most {MAX_PATTERN_LEN} bytes")).into());
         }
@@ -306,8 +398,8 @@ impl PkiService for PkiApi {
             secs if (MIN_DEVICE_CERT_LIFETIME_SECS..=MAX_DEVICE_CERT_LIFETIME_SECS).contains(&secs) => secs,
             _ => return Err(Error::field("certificate_lifetime_seconds", "one hour to five years").into()),
         };
-        let secret = challenge::choose(&request.static_secret).map_err(|e| challenge_error("static_secret", e))?;
-        let hashed = challenge::hash(&secret).map_err(|e| challenge_error("static_secret", e))?;
+        let secret = challenge::choose(&request.secret).map_err(|e| challenge_error("secret", e))?;
+        let hashed = challenge::hash(&secret).map_err(|e| challenge_error("secret", e))?;
         let now = now_micros();
         let record = IntegrationRecord {
             display_name: if request.display_name.is_empty() {
@@ -316,7 +408,7 @@ impl PkiService for PkiApi {
                 request.display_name
             },
             name: request.name,
-            challenge_type: "STATIC".to_owned(),
+            challenge_type: challenge_type.to_owned(),
             secret_salt: hashed.salt,
             secret_hash: hashed.hash,
             subject_pattern: request.subject_pattern,
@@ -328,7 +420,7 @@ impl PkiService for PkiApi {
         tracing::info!(integration = %record.name, "SCEP integration created");
         Ok(Response::new(pb::CreateScepIntegrationResponse {
             integration: Some(self.integration_to_pb(&record)),
-            static_secret: secret,
+            secret,
         }))
     }
 
@@ -348,8 +440,8 @@ impl PkiService for PkiApi {
     ) -> Result<Response<pb::RotateScepSecretResponse>, Status> {
         let request = request.into_inner();
         integration_name("name", &request.name)?;
-        let secret = challenge::choose(&request.static_secret).map_err(|e| challenge_error("static_secret", e))?;
-        let hashed = challenge::hash(&secret).map_err(|e| challenge_error("static_secret", e))?;
+        let secret = challenge::choose(&request.secret).map_err(|e| challenge_error("secret", e))?;
+        let hashed = challenge::hash(&secret).map_err(|e| challenge_error("secret", e))?;
         let record = self
             .authorities
             .store()
@@ -358,7 +450,7 @@ impl PkiService for PkiApi {
         tracing::info!(integration = %record.name, "SCEP challenge rotated");
         Ok(Response::new(pb::RotateScepSecretResponse {
             integration: Some(self.integration_to_pb(&record)),
-            static_secret: secret,
+            secret,
         }))
     }
 
@@ -452,5 +544,237 @@ impl PkiService for PkiApi {
         Ok(Response::new(pb::RevokeCertificateResponse {
             revoked_serial_numbers: revoked,
         }))
+    }
+
+    async fn create_dynamic_challenge(
+        &self,
+        request: Request<pb::CreateDynamicChallengeRequest>,
+    ) -> Result<Response<pb::CreateDynamicChallengeResponse>, Status> {
+        let name = request.into_inner().integration;
+        integration_name("integration", &name)?;
+        let record = self
+            .authorities
+            .store()
+            .integration(&name)
+            .await?
+            .ok_or_else(|| Error::IntegrationNotFound(name.clone()))?;
+        if record.challenge_type != DYNAMIC {
+            return Err(Error::field("integration", "this integration uses a static challenge").into());
+        }
+        let (challenge, expires_at) = challenge::create_dynamic(self.authorities.store(), &name).await?;
+        tracing::info!(integration = %name, "dynamic challenge issued");
+        Ok(Response::new(pb::CreateDynamicChallengeResponse {
+            challenge,
+            expire_time: Some(timestamp(expires_at)),
+        }))
+    }
+
+    async fn import_trusted_ca(
+        &self,
+        request: Request<pb::ImportTrustedCaRequest>,
+    ) -> Result<Response<pb::TrustedCa>, Status> {
+        let request = request.into_inner();
+        if request.display_name.is_empty() || request.display_name.chars().count() > 200 {
+            return Err(Error::field("display_name", "1 to 200 characters").into());
+        }
+        let chain = pem_certificates(&request.certificates_pem);
+        let Some(issuing) = chain.first() else {
+            return Err(Error::field("certificates_pem", "no PEM CERTIFICATE").into());
+        };
+        for der in &chain {
+            let (_, cert) = x509_parser::parse_x509_certificate(der)
+                .map_err(|e| Error::field("certificates_pem", format!("a certificate does not parse: {e}")))?;
+            if !cert.is_ca() {
+                return Err(Error::field(
+                    "certificates_pem",
+                    format!("{} is not a CA certificate", cert.subject()),
+                )
+                .into());
+            }
+        }
+        let (_, issuing_cert) = x509_parser::parse_x509_certificate(issuing)
+            .map_err(|e| Error::field("certificates_pem", e.to_string()))?;
+        if !request.crl_url.is_empty() && !request.crl_url.starts_with("http://") {
+            return Err(Error::field(
+                "crl_url",
+                "an http:// URL (CRLs are signed; HTTP is how they are published)",
+            )
+            .into());
+        }
+        if issuing == self.authorities.device_ca().certificate_der() {
+            return Err(Error::field("certificates_pem", "the device CA is trusted already").into());
+        }
+        let record = TrustedCaRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            display_name: request.display_name,
+            certificates_pem: chain.iter().map(|der| pem("CERTIFICATE", der)).collect(),
+            subject: issuing_cert.subject().to_string(),
+            crl_url: request.crl_url,
+            crl_der: None,
+            crl_this_update: None,
+            crl_next_update: None,
+            crl_fetch_error: String::new(),
+            created_at: now_micros(),
+        };
+        self.authorities.store().insert_trusted_ca(&record).await?;
+        // Fetch its CRL now, so its certificates can attest without waiting for the schedule.
+        self.trust.refresh_crls().await?;
+        tracing::info!(trusted_ca = %record.id, subject = %record.subject, "trusted CA imported");
+        let stored = self.trusted_ca(&record.id).await?;
+        Ok(Response::new(trusted_ca_to_pb(&stored)))
+    }
+
+    async fn list_trusted_cas(
+        &self,
+        _request: Request<pb::ListTrustedCasRequest>,
+    ) -> Result<Response<pb::ListTrustedCasResponse>, Status> {
+        let records = self.authorities.store().trusted_cas().await?;
+        Ok(Response::new(pb::ListTrustedCasResponse {
+            trusted_cas: records.iter().map(trusted_ca_to_pb).collect(),
+        }))
+    }
+
+    async fn remove_trusted_ca(&self, request: Request<pb::RemoveTrustedCaRequest>) -> Result<Response<()>, Status> {
+        let id = request.into_inner().id;
+        if !self.authorities.store().delete_trusted_ca(&id).await? {
+            return Err(Error::TrustedCaNotFound(id).into());
+        }
+        self.trust.reload().await?;
+        tracing::info!(trusted_ca = %id, "trusted CA removed");
+        Ok(Response::new(()))
+    }
+
+    async fn upload_trusted_ca_crl(
+        &self,
+        request: Request<pb::UploadTrustedCaCrlRequest>,
+    ) -> Result<Response<pb::TrustedCa>, Status> {
+        let request = request.into_inner();
+        if request.crl.len() > MAX_CRL_BYTES {
+            return Err(Error::field("crl", "too large").into());
+        }
+        let record = self.trusted_ca(&request.id).await?;
+        self.trust
+            .store_crl(&record, &request.crl)
+            .await
+            .map_err(|reason| Error::field("crl", reason))?;
+        self.trust.reload().await?;
+        tracing::info!(trusted_ca = %record.id, "CRL uploaded");
+        Ok(Response::new(trusted_ca_to_pb(&self.trusted_ca(&request.id).await?)))
+    }
+
+    async fn create_mobile_integration(
+        &self,
+        request: Request<pb::CreateMobileIntegrationRequest>,
+    ) -> Result<Response<pb::CreateMobileIntegrationResponse>, Status> {
+        let request = request.into_inner();
+        if request.provider_name.is_empty() || request.provider_name.chars().count() > 100 {
+            return Err(Error::field("provider_name", "1 to 100 characters").into());
+        }
+        enrollment_link(&request.enrollment_link)?;
+        let secret = management_secret(&request.management_secret)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let sealed = self
+            .sealer
+            .seal(secret.as_bytes(), &id)
+            .map_err(|e| Error::Signing(e.to_string()))?;
+        let now = now_micros();
+        let record = MobileIntegrationRecord {
+            id,
+            provider_name: request.provider_name,
+            enrollment_link: request.enrollment_link,
+            sealed_secret: sealed,
+            created_at: now,
+            secret_rotated_at: now,
+        };
+        self.authorities.store().insert_mobile_integration(&record).await?;
+        tracing::info!(mobile_integration = %record.id, provider = %record.provider_name, "mobile integration created");
+        Ok(Response::new(pb::CreateMobileIntegrationResponse {
+            integration: Some(mobile_to_pb(&record)),
+            management_secret: secret,
+        }))
+    }
+
+    async fn rotate_mobile_secret(
+        &self,
+        request: Request<pb::RotateMobileSecretRequest>,
+    ) -> Result<Response<pb::CreateMobileIntegrationResponse>, Status> {
+        let request = request.into_inner();
+        let secret = management_secret(&request.management_secret)?;
+        let sealed = self
+            .sealer
+            .seal(secret.as_bytes(), &request.id)
+            .map_err(|e| Error::Signing(e.to_string()))?;
+        let record = self
+            .authorities
+            .store()
+            .rotate_mobile_secret(&request.id, &sealed)
+            .await?
+            .ok_or_else(|| Error::MobileIntegrationNotFound(request.id.clone()))?;
+        tracing::info!(mobile_integration = %record.id, "mobile management secret rotated");
+        Ok(Response::new(pb::CreateMobileIntegrationResponse {
+            integration: Some(mobile_to_pb(&record)),
+            management_secret: secret,
+        }))
+    }
+
+    async fn verify_management_attestation(
+        &self,
+        request: Request<pb::VerifyManagementAttestationRequest>,
+    ) -> Result<Response<pb::VerifyManagementAttestationResponse>, Status> {
+        use portcullis_proto::device::v1::Platform;
+        let request = request.into_inner();
+        if request.device_id.is_empty() || request.device_id.len() > 128 {
+            return Err(Error::field("device_id", "1 to 128 bytes").into());
+        }
+        if request.nonce.is_empty() || request.nonce.len() > MAX_NONCE_BYTES {
+            return Err(Error::field("nonce", format!("1 to {MAX_NONCE_BYTES} bytes")).into());
+        }
+        if request.certificate_chain.len() > MAX_CHAIN {
+            return Err(Error::field("certificate_chain", format!("at most {MAX_CHAIN} certificates")).into());
+        }
+        let platform = Platform::try_from(request.platform).map_err(|_| Error::field("platform", "unknown value"))?;
+        let verdict = match platform {
+            Platform::Unspecified => return Err(Error::field("platform", "required").into()),
+            Platform::Ios | Platform::Android => {
+                self.attestation
+                    .verify_management_hint(&request.nonce, &request.management_hint_proof)
+                    .await?
+            }
+            Platform::Macos | Platform::Windows | Platform::Linux | Platform::Chromeos => {
+                self.attestation
+                    .verify_certificate(&CertificateProof {
+                        device_id: &request.device_id,
+                        nonce: &request.nonce,
+                        chain: &request.certificate_chain,
+                        signature: &request.signature,
+                    })
+                    .await?
+            }
+        };
+        let mut response = pb::VerifyManagementAttestationResponse {
+            managed: verdict.not_managed.is_none(),
+            method: if verdict.by_certificate {
+                pb::AttestationMethod::Certificate.into()
+            } else {
+                pb::AttestationMethod::ManagementHint.into()
+            },
+            reason: verdict.not_managed.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            ..Default::default()
+        };
+        match verdict.proof {
+            Some(Proof::Certificate {
+                serial_number,
+                issuer_ca,
+            }) => {
+                response.certificate_serial_number = serial_number;
+                response.issuer_ca = issuer_ca;
+            }
+            Some(Proof::ManagementHint { mobile_integration_id }) => {
+                response.mobile_integration_id = mobile_integration_id;
+            }
+            None => {}
+        }
+        tracing::debug!(device = %request.device_id, managed = response.managed, reason = %response.reason, "management attestation");
+        Ok(Response::new(response))
     }
 }

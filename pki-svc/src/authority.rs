@@ -43,18 +43,14 @@ pub struct Authorities {
 
 impl Authorities {
     /// Loads the configured CAs, making the device CA on the deployment's first start.
-    pub async fn open(config: &PkiConfig, store: Store) -> Result<Arc<Self>, AuthorityError> {
+    pub async fn open(config: &PkiConfig, store: Store, sealer: &Sealer) -> Result<Arc<Self>, AuthorityError> {
         let crl_url = format!("{}/crl/{DEVICE_CA}.crl", config.public_url);
         let device_ca = match &config.device_ca {
             Some(files) => {
                 let (certificate, key) = read_ca_files(files)?;
                 DeviceCa::from_der(certificate, &key, crl_url).map_err(|e| AuthorityError::Material(e.to_string()))?
             }
-            None => {
-                let sealer = Sealer::from_base64(&config.ca_encryption_key)
-                    .map_err(|e| AuthorityError::Material(format!("ca_encryption_key: {e}")))?;
-                stored_device_ca(&store, &sealer, crl_url).await?
-            }
+            None => stored_device_ca(&store, sealer, crl_url).await?,
         };
         let service_ca = match &config.service_ca {
             Some(files) => Some(

@@ -1,5 +1,6 @@
-//! SCEP static challenges: generated or given, shown once, stored as a salted SHA-256 and compared
-//! in constant time.
+//! SCEP challenges. Static ones (and dynamic integrations' HTTP Basic passwords) are generated or
+//! given, shown once, stored as a salted SHA-256 and compared in constant time. Dynamic ones are
+//! random, stored as their SHA-256, and work once within an hour.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{Context, SHA256};
@@ -48,6 +49,36 @@ pub fn choose(given: &str) -> Result<String, ChallengeError> {
         return Err(ChallengeError::Invalid);
     }
     Ok(given.to_owned())
+}
+
+/// How long a dynamic challenge works.
+pub const DYNAMIC_CHALLENGE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// A fresh one-time challenge, and the hex SHA-256 it is stored as.
+pub fn dynamic() -> Result<(String, String), ChallengeError> {
+    let challenge = choose("")?;
+    let stored = stored_dynamic(&challenge);
+    Ok((challenge, stored))
+}
+
+/// The hex SHA-256 a dynamic challenge is stored and looked up as. The challenge has 128 random
+/// bits, so it needs no salt.
+pub fn stored_dynamic(challenge: &str) -> String {
+    aws_lc_rs::digest::digest(&SHA256, challenge.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Makes and records a one-time challenge for dynamic integration `integration`; returns it and
+/// when it expires (microseconds).
+pub async fn create_dynamic(store: &crate::store::Store, integration: &str) -> crate::error::Result<(String, i64)> {
+    let (challenge, stored) = dynamic().map_err(|e| crate::error::Error::Signing(e.to_string()))?;
+    let lifetime = i64::try_from(DYNAMIC_CHALLENGE_LIFETIME.as_micros()).unwrap_or(i64::MAX);
+    let expires_at = crate::store::now_micros() + lifetime;
+    store.insert_dynamic_challenge(integration, &stored, expires_at).await?;
+    Ok((challenge, expires_at))
 }
 
 /// Salts and hashes `challenge`.

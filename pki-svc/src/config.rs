@@ -47,6 +47,13 @@ pub struct PkiConfig {
     pub service_ca: Option<CaFiles>,
     /// How long a CRL is valid (`crl_validity_hours`); it is reissued at half that age.
     pub crl_validity: Duration,
+    /// Management certificates of ours unused this many days are revoked
+    /// (`unused_certificate_days`; 0 never).
+    pub unused_certificate_days: u64,
+    /// How often trusted CAs are reloaded from the database (`trust_reload_ms`).
+    pub trust_reload: Duration,
+    /// How often CRLs are fetched and unused certificates revoked (`maintenance_interval_secs`).
+    pub maintenance_interval: Duration,
     /// Secret sealing page tokens (`page_token_secret`); replicas must share it.
     pub page_token_secret: Option<String>,
     /// Database connections (`database_max_connections`).
@@ -82,9 +89,19 @@ impl PkiConfig {
         if page_token_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return Err(ConfigError::new("page_token_secret", "must be at least 16 characters"));
         }
+        let maintenance_secs: u64 = settings.get_or("maintenance_interval_secs", 300)?;
+        if maintenance_secs == 0 {
+            return Err(ConfigError::new(
+                "maintenance_interval_secs",
+                "must be greater than zero",
+            ));
+        }
         Ok(Self {
             server,
             page_token_secret,
+            unused_certificate_days: settings.get_or("unused_certificate_days", 90)?,
+            trust_reload: settings.duration_ms_or("trust_reload_ms", Duration::from_secs(10))?,
+            maintenance_interval: Duration::from_secs(maintenance_secs),
             http_listen,
             public_url,
             ca_encryption_key,

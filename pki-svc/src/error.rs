@@ -29,6 +29,12 @@ pub enum Error {
     /// No certificate has this serial number.
     #[error("certificate {0} not found")]
     CertificateNotFound(String),
+    /// No trusted CA has this id.
+    #[error("trusted CA {0:?} not found")]
+    TrustedCaNotFound(String),
+    /// No mobile integration has this id.
+    #[error("mobile integration {0:?} not found")]
+    MobileIntegrationNotFound(String),
     /// No service CA is configured.
     #[error("no service CA is configured (service_ca_cert, service_ca_key)")]
     NoServiceCa,
@@ -67,6 +73,10 @@ impl From<Error> for tonic::Status {
                 status_with_reason_str(Code::AlreadyExists, "SCEP_INTEGRATION_EXISTS", message)
             }
             Error::CertificateNotFound(_) => status_with_reason_str(Code::NotFound, "CERTIFICATE_NOT_FOUND", message),
+            Error::TrustedCaNotFound(_) => status_with_reason_str(Code::NotFound, "TRUSTED_CA_NOT_FOUND", message),
+            Error::MobileIntegrationNotFound(_) => {
+                status_with_reason_str(Code::NotFound, "MOBILE_INTEGRATION_NOT_FOUND", message)
+            }
             Error::NoServiceCa => status_with_reason_str(Code::FailedPrecondition, "NO_SERVICE_CA", message),
             Error::Signing(detail) => internal_status(&format!("signing failed: {detail}")),
             Error::Database(e) => database_status(&e),

@@ -3,13 +3,16 @@
 
 pub mod access;
 pub mod api;
+pub mod attestation;
 pub mod authority;
 pub mod challenge;
 pub mod config;
 pub mod device_ca;
 pub mod error;
+pub mod maintenance;
 pub mod scep;
 pub mod store;
+pub mod trust;
 
 use portcullis_proto::pki::v1::pki_service_server::PkiServiceServer;
 use service_kit::db::{self, Migrations};
@@ -22,9 +25,12 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::api::PkiApi;
+use crate::attestation::Attestation;
 use crate::authority::Authorities;
 use crate::config::PkiConfig;
 use crate::store::Store;
+use crate::trust::Trust;
+use service_kit::sealing::Sealer;
 
 /// The gRPC service names, for health checks.
 pub const SERVICE_NAMES: &[&str] = &["portcullis.pki.v1.PkiService"];
@@ -89,8 +95,28 @@ pub async fn serve_on(config: PkiConfig, listeners: PkiListeners, shutdown: Shut
     let tls = TlsMaterial::load(&config.server.tls)?;
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
     let store = Store::new(database);
-    let authorities = Authorities::open(&config, store).await?;
+    // Checked when the configuration was read.
+    let sealer = std::sync::Arc::new(
+        Sealer::from_base64(&config.ca_encryption_key)
+            .map_err(|e| authority::AuthorityError::Material(format!("ca_encryption_key: {e}")))?,
+    );
+    let authorities = Authorities::open(&config, store.clone(), &sealer).await?;
+    let trust = Trust::load(store.clone(), authorities.device_ca().certificate_der().to_vec())
+        .await
+        .map_err(authority::AuthorityError::Store)?;
     let page_tokens = PageTokens::from_setting(config.page_token_secret.as_deref());
+    let schedule = maintenance::Schedule {
+        trust_reload: config.trust_reload,
+        maintenance: config.maintenance_interval,
+        unused_certificate_lifetime: (config.unused_certificate_days > 0)
+            .then(|| std::time::Duration::from_secs(config.unused_certificate_days * 24 * 3600)),
+    };
+    let background = tokio::spawn(maintenance::run(
+        authorities.clone(),
+        trust.clone(),
+        schedule,
+        shutdown.clone(),
+    ));
 
     let http_app = scep::http::router(authorities.clone());
     let http_shutdown = shutdown.clone();
@@ -100,7 +126,8 @@ pub async fn serve_on(config: PkiConfig, listeners: PkiListeners, shutdown: Shut
             .await
     });
 
-    let api = PkiApi::new(authorities, page_tokens);
+    let attestation = Attestation::new(store, trust.clone(), sealer.clone());
+    let api = PkiApi::new(authorities, trust, attestation, sealer, page_tokens);
     let routes = Routes::new(
         PkiServiceServer::new(api)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -125,6 +152,7 @@ pub async fn serve_on(config: PkiConfig, listeners: PkiListeners, shutdown: Shut
     let result = server::serve(options, routes, shutdown.triggered()).await;
     shutdown.trigger();
     let http_result = http.await;
+    let _ = background.await;
     result?;
     match http_result {
         Ok(Ok(())) => Ok(()),

@@ -9,6 +9,11 @@ use crate::error::{Error, Result};
 
 pub use service_kit::clock::now_micros;
 
+/// `challenge_type` of an integration with one shared challenge.
+pub const STATIC: &str = "STATIC";
+/// `challenge_type` of an integration with one-time challenges.
+pub const DYNAMIC: &str = "DYNAMIC";
+
 /// A stored SCEP integration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationRecord {
@@ -16,11 +21,12 @@ pub struct IntegrationRecord {
     pub name: String,
     /// Shown to operators.
     pub display_name: String,
-    /// `STATIC`.
+    /// [`STATIC`] or [`DYNAMIC`].
     pub challenge_type: String,
-    /// Salt of the static challenge's hash.
+    /// Salt of the secret's hash: the static challenge, or the dynamic integration's HTTP Basic
+    /// password.
     pub secret_salt: Vec<u8>,
-    /// SHA-256(salt || challenge).
+    /// SHA-256(salt || secret).
     pub secret_hash: Vec<u8>,
     /// Regular expression the whole subject must match; empty allows any.
     pub subject_pattern: String,
@@ -86,11 +92,13 @@ pub struct CertificateRecord {
     pub bound_device_id: Option<String>,
     /// The certificate this one renewed, or empty.
     pub renewed_serial: String,
+    /// Its last successful management attestation.
+    pub last_used_at: Option<i64>,
 }
 
 const CERTIFICATE_COLUMNS: &str = "id, serial_number, issuer_ca, integration, transaction_id, subject, \
      sha256_fingerprint, certificate_der, not_before, not_after, issued_at, status, revocation_reason, revoked_at, \
-     bound_device_id, renewed_serial";
+     bound_device_id, renewed_serial, last_used_at";
 
 fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord> {
     let status: String = row.try_get("status")?;
@@ -116,6 +124,7 @@ fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord> {
         revoked_at: row.try_get("revoked_at")?,
         bound_device_id: row.try_get("bound_device_id")?,
         renewed_serial: row.try_get("renewed_serial")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
@@ -345,7 +354,7 @@ impl Store {
         let _turn = self.db.write_turn().await;
         sqlx::query(&format!(
             "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({})",
-            placeholders(1, 16)
+            placeholders(1, 17)
         ))
         .bind(&record.id)
         .bind(&record.serial_number)
@@ -363,6 +372,7 @@ impl Store {
         .bind(record.revoked_at)
         .bind(record.bound_device_id.as_deref())
         .bind(&record.renewed_serial)
+        .bind(record.last_used_at)
         .execute(&self.db.pool)
         .await?;
         Ok(())
@@ -488,6 +498,358 @@ impl Store {
         write.tx.commit().await?;
         let changed = !serials.is_empty();
         Ok((serials, changed))
+    }
+}
+
+/// A trusted customer CA as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedCaRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// Shown to operators.
+    pub display_name: String,
+    /// The chain as imported, issuing CA first.
+    pub certificates_pem: String,
+    /// The issuing CA's subject.
+    pub subject: String,
+    /// Where its CRL is fetched from, or empty.
+    pub crl_url: String,
+    /// The current CRL, DER.
+    pub crl_der: Option<Vec<u8>>,
+    /// Its thisUpdate, microseconds.
+    pub crl_this_update: Option<i64>,
+    /// Its nextUpdate, microseconds.
+    pub crl_next_update: Option<i64>,
+    /// Why the last fetch failed, or empty.
+    pub crl_fetch_error: String,
+    /// When it was imported.
+    pub created_at: i64,
+}
+
+fn trusted_ca_from_row(row: &AnyRow) -> Result<TrustedCaRecord> {
+    Ok(TrustedCaRecord {
+        id: row.try_get("id")?,
+        display_name: row.try_get("display_name")?,
+        certificates_pem: row.try_get("certificates_pem")?,
+        subject: row.try_get("subject")?,
+        crl_url: row.try_get("crl_url")?,
+        crl_der: row.try_get("crl_der")?,
+        crl_this_update: row.try_get("crl_this_update")?,
+        crl_next_update: row.try_get("crl_next_update")?,
+        crl_fetch_error: row.try_get("crl_fetch_error")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A mobile MDM as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MobileIntegrationRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// The MDM's name.
+    pub provider_name: String,
+    /// Where users enroll.
+    pub enrollment_link: String,
+    /// The management secret, sealed.
+    pub sealed_secret: Vec<u8>,
+    /// When it was created.
+    pub created_at: i64,
+    /// When its secret last changed.
+    pub secret_rotated_at: i64,
+}
+
+fn mobile_from_row(row: &AnyRow) -> Result<MobileIntegrationRecord> {
+    Ok(MobileIntegrationRecord {
+        id: row.try_get("id")?,
+        provider_name: row.try_get("provider_name")?,
+        enrollment_link: row.try_get("enrollment_link")?,
+        sealed_secret: row.try_get("sealed_secret")?,
+        created_at: row.try_get("created_at")?,
+        secret_rotated_at: row.try_get("secret_rotated_at")?,
+    })
+}
+
+impl Store {
+    /// Records a one-time challenge (its SHA-256) for `integration`.
+    pub async fn insert_dynamic_challenge(
+        &self,
+        integration: &str,
+        challenge_hash: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query("INSERT INTO dynamic_challenges (challenge_hash, integration, expires_at) VALUES ($1, $2, $3)")
+            .bind(challenge_hash)
+            .bind(integration)
+            .bind(expires_at)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up a one-time challenge: true only the first time, before it expires, through the
+    /// integration it was made for.
+    pub async fn redeem_dynamic_challenge(&self, integration: &str, challenge_hash: &str) -> Result<bool> {
+        let _turn = self.db.write_turn().await;
+        let now = now_micros();
+        let result = sqlx::query(
+            "UPDATE dynamic_challenges SET used_at = $3 \
+             WHERE challenge_hash = $1 AND integration = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(challenge_hash)
+        .bind(integration)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Forgets challenges that expired before `before`.
+    pub async fn delete_expired_challenges(&self, before: i64) -> Result<u64> {
+        let _turn = self.db.write_turn().await;
+        let result = sqlx::query("DELETE FROM dynamic_challenges WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Binds our certificate `serial_number` to `device_id` unless it is bound already, and notes
+    /// the use (at most once a day per certificate, so attestation rarely writes). Returns the
+    /// device it is bound to.
+    pub async fn bind_certificate(
+        &self,
+        serial_number: &str,
+        device_id: &str,
+        record: &CertificateRecord,
+    ) -> Result<String> {
+        const USE_RESOLUTION_MICROS: i64 = 24 * 3600 * 1_000_000;
+        let now = now_micros();
+        let needs_binding = record.bound_device_id.is_none();
+        let needs_use = record.last_used_at.is_none_or(|at| now - at > USE_RESOLUTION_MICROS);
+        if !needs_binding && !needs_use {
+            return Ok(record.bound_device_id.clone().unwrap_or_default());
+        }
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "UPDATE certificates SET bound_device_id = COALESCE(bound_device_id, $2), last_used_at = $3 \
+             WHERE serial_number = $1",
+        )
+        .bind(serial_number)
+        .bind(device_id)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        drop(_turn);
+        let row = sqlx::query("SELECT bound_device_id FROM certificates WHERE serial_number = $1")
+            .bind(serial_number)
+            .fetch_one(&self.db.pool)
+            .await?;
+        let bound: Option<String> = row.try_get(0)?;
+        bound.ok_or_else(|| Error::Corrupt(format!("certificate {serial_number} did not bind")))
+    }
+
+    /// Binds a customer-CA certificate to `device_id` unless it is bound already; returns the
+    /// device it is bound to.
+    pub async fn bind_external_certificate(
+        &self,
+        issuer_ca: &str,
+        serial_number: &str,
+        device_id: &str,
+    ) -> Result<String> {
+        let existing = sqlx::query(
+            "SELECT device_id FROM external_certificate_bindings WHERE issuer_ca = $1 AND serial_number = $2",
+        )
+        .bind(issuer_ca)
+        .bind(serial_number)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(row.try_get(0)?);
+        }
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "INSERT INTO external_certificate_bindings (issuer_ca, serial_number, device_id, bound_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (issuer_ca, serial_number) DO NOTHING",
+        )
+        .bind(issuer_ca)
+        .bind(serial_number)
+        .bind(device_id)
+        .bind(now_micros())
+        .execute(&self.db.pool)
+        .await?;
+        drop(_turn);
+        let row = sqlx::query(
+            "SELECT device_id FROM external_certificate_bindings WHERE issuer_ca = $1 AND serial_number = $2",
+        )
+        .bind(issuer_ca)
+        .bind(serial_number)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Revokes our certificates unused (no attestation, nor issued) since `cutoff`, as
+    /// cessation of operation; returns their serials.
+    pub async fn revoke_unused(&self, issuer_ca: &str, cutoff: i64) -> Result<Vec<String>> {
+        let mut write = self.db.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT serial_number FROM certificates WHERE issuer_ca = $1 AND status = 'VALID' \
+             AND COALESCE(last_used_at, issued_at) < $2 AND not_after > $3",
+        )
+        .bind(issuer_ca)
+        .bind(cutoff)
+        .bind(now_micros())
+        .fetch_all(&mut *write.tx)
+        .await?;
+        let serials: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
+        let now = now_micros();
+        for serial in &serials {
+            sqlx::query(
+                "UPDATE certificates SET status = 'REVOKED', revocation_reason = 5, revoked_at = $2 \
+                 WHERE serial_number = $1 AND status = 'VALID'",
+            )
+            .bind(serial)
+            .bind(now)
+            .execute(&mut *write.tx)
+            .await?;
+        }
+        write.tx.commit().await?;
+        Ok(serials)
+    }
+
+    /// Stores a trusted CA.
+    pub async fn insert_trusted_ca(&self, record: &TrustedCaRecord) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "INSERT INTO trusted_cas (id, display_name, certificates_pem, subject, crl_url, crl_der, crl_this_update, \
+             crl_next_update, crl_fetch_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&record.id)
+        .bind(&record.display_name)
+        .bind(&record.certificates_pem)
+        .bind(&record.subject)
+        .bind(&record.crl_url)
+        .bind(record.crl_der.as_deref())
+        .bind(record.crl_this_update)
+        .bind(record.crl_next_update)
+        .bind(&record.crl_fetch_error)
+        .bind(record.created_at)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every trusted CA, oldest first.
+    pub async fn trusted_cas(&self) -> Result<Vec<TrustedCaRecord>> {
+        let rows = sqlx::query("SELECT * FROM trusted_cas ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(trusted_ca_from_row).collect()
+    }
+
+    /// One trusted CA.
+    pub async fn trusted_ca(&self, id: &str) -> Result<Option<TrustedCaRecord>> {
+        let row = sqlx::query("SELECT * FROM trusted_cas WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(trusted_ca_from_row).transpose()
+    }
+
+    /// Stops trusting a CA; false when there was none.
+    pub async fn delete_trusted_ca(&self, id: &str) -> Result<bool> {
+        let _turn = self.db.write_turn().await;
+        let result = sqlx::query("DELETE FROM trusted_cas WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Replaces a trusted CA's CRL, unless the stored one is newer (a slow fetch racing an
+    /// upload never goes back in time).
+    pub async fn update_trusted_ca_crl(
+        &self,
+        id: &str,
+        crl_der: &[u8],
+        this_update: i64,
+        next_update: i64,
+    ) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "UPDATE trusted_cas SET crl_der = $2, crl_this_update = $3, crl_next_update = $4, crl_fetch_error = '' \
+             WHERE id = $1 AND (crl_this_update IS NULL OR crl_this_update <= $3)",
+        )
+        .bind(id)
+        .bind(crl_der)
+        .bind(this_update)
+        .bind(next_update)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Notes why fetching a trusted CA's CRL failed.
+    pub async fn set_trusted_ca_fetch_error(&self, id: &str, error: &str) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query("UPDATE trusted_cas SET crl_fetch_error = $2 WHERE id = $1")
+            .bind(id)
+            .bind(error)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a mobile integration.
+    pub async fn insert_mobile_integration(&self, record: &MobileIntegrationRecord) -> Result<()> {
+        let _turn = self.db.write_turn().await;
+        sqlx::query(
+            "INSERT INTO mobile_integrations (id, provider_name, enrollment_link, sealed_secret, created_at, \
+             secret_rotated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&record.id)
+        .bind(&record.provider_name)
+        .bind(&record.enrollment_link)
+        .bind(record.sealed_secret.as_slice())
+        .bind(record.created_at)
+        .bind(record.secret_rotated_at)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every mobile integration.
+    pub async fn mobile_integrations(&self) -> Result<Vec<MobileIntegrationRecord>> {
+        let rows = sqlx::query("SELECT * FROM mobile_integrations ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(mobile_from_row).collect()
+    }
+
+    /// Replaces a mobile integration's sealed secret; None when there is no such integration.
+    pub async fn rotate_mobile_secret(
+        &self,
+        id: &str,
+        sealed_secret: &[u8],
+    ) -> Result<Option<MobileIntegrationRecord>> {
+        let _turn = self.db.write_turn().await;
+        let result =
+            sqlx::query("UPDATE mobile_integrations SET sealed_secret = $2, secret_rotated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(sealed_secret)
+                .bind(now_micros())
+                .execute(&self.db.pool)
+                .await?;
+        drop(_turn);
+        if result.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT * FROM mobile_integrations WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(Some(mobile_from_row(&row)?))
     }
 }
 

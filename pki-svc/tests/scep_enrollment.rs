@@ -196,12 +196,12 @@ async fn a_wrong_missing_or_rotated_challenge_is_refused_with_bad_request() {
         .await
         .rotate_scep_secret(pb::RotateScepSecretRequest {
             name: "intune".into(),
-            static_secret: String::new(),
+            secret: String::new(),
         })
         .await
         .unwrap()
         .into_inner()
-        .static_secret;
+        .secret;
     assert_ne!(rotated, challenge);
     let device = Device::new();
     let reply = harness

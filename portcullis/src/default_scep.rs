@@ -48,7 +48,7 @@ pub async fn ensure(data: &DataDir, base: PortBase) -> Result<DefaultScep, Defau
             name: NAME.to_owned(),
             display_name: "Default (portcullis up)".to_owned(),
             challenge_type: ScepChallengeType::Static.into(),
-            static_secret: challenge.clone(),
+            secret: challenge.clone(),
             subject_pattern: String::new(),
             certificate_lifetime_seconds: 0,
         })
@@ -64,7 +64,7 @@ pub async fn ensure(data: &DataDir, base: PortBase) -> Result<DefaultScep, Defau
                     client
                         .rotate_scep_secret(RotateScepSecretRequest {
                             name: NAME.to_owned(),
-                            static_secret: challenge.clone(),
+                            secret: challenge.clone(),
                         })
                         .await
                         .map_err(|status| DefaultScepError(status.message().to_owned()))?,

@@ -399,6 +399,59 @@ impl PkiService for Receiver {
         }))
     }
 
+    async fn create_dynamic_challenge(
+        &self,
+        _: Request<pki::CreateDynamicChallengeRequest>,
+    ) -> Result<Response<pki::CreateDynamicChallengeResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn import_trusted_ca(
+        &self,
+        _: Request<pki::ImportTrustedCaRequest>,
+    ) -> Result<Response<pki::TrustedCa>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn list_trusted_cas(
+        &self,
+        _: Request<pki::ListTrustedCasRequest>,
+    ) -> Result<Response<pki::ListTrustedCasResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn remove_trusted_ca(&self, _: Request<pki::RemoveTrustedCaRequest>) -> Result<Response<()>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn upload_trusted_ca_crl(
+        &self,
+        _: Request<pki::UploadTrustedCaCrlRequest>,
+    ) -> Result<Response<pki::TrustedCa>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn create_mobile_integration(
+        &self,
+        _: Request<pki::CreateMobileIntegrationRequest>,
+    ) -> Result<Response<pki::CreateMobileIntegrationResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn rotate_mobile_secret(
+        &self,
+        _: Request<pki::RotateMobileSecretRequest>,
+    ) -> Result<Response<pki::CreateMobileIntegrationResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
+    async fn verify_management_attestation(
+        &self,
+        _: Request<pki::VerifyManagementAttestationRequest>,
+    ) -> Result<Response<pki::VerifyManagementAttestationResponse>, Status> {
+        Err(Status::unimplemented("not part of this stand-in"))
+    }
+
     async fn get_ca_certificates(
         &self,
         _: Request<pki::GetCaCertificatesRequest>,

@@ -46,15 +46,60 @@ CREATE TABLE certificates (
     revocation_reason  BIGINT NOT NULL,
     revoked_at         BIGINT,
     bound_device_id    TEXT,
-    renewed_serial     TEXT NOT NULL
+    renewed_serial     TEXT NOT NULL,
+    last_used_at       BIGINT                -- last successful management attestation
 );
 CREATE INDEX certificates_transaction ON certificates (integration, transaction_id);
 CREATE INDEX certificates_bound_device ON certificates (bound_device_id);
 CREATE INDEX certificates_revoked ON certificates (issuer_ca, status, revoked_at);
+CREATE INDEX certificates_unused ON certificates (status, last_used_at);
 
 -- RevokeCertificate calls already carried out, by idempotency key.
 CREATE TABLE revocation_requests (
     idempotency_key TEXT PRIMARY KEY,
     serial_numbers  TEXT NOT NULL, -- JSON array
     created_at      BIGINT NOT NULL
+);
+
+-- One-time challenges of dynamic-challenge SCEP integrations, stored as their SHA-256.
+CREATE TABLE dynamic_challenges (
+    challenge_hash TEXT PRIMARY KEY,
+    integration    TEXT NOT NULL,
+    expires_at     BIGINT NOT NULL,
+    used_at        BIGINT
+);
+CREATE INDEX dynamic_challenges_expiry ON dynamic_challenges (expires_at);
+
+-- CAs of the customer's own PKI whose certificates may attest, with their current CRL.
+CREATE TABLE trusted_cas (
+    id               TEXT PRIMARY KEY,
+    display_name     TEXT NOT NULL,
+    certificates_pem TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    crl_url          TEXT NOT NULL,
+    crl_der          BYTEA,
+    crl_this_update  BIGINT,
+    crl_next_update  BIGINT,
+    crl_fetch_error  TEXT NOT NULL,
+    created_at       BIGINT NOT NULL
+);
+
+-- Which device a customer-CA certificate attests for (ours are bound in `certificates`).
+CREATE TABLE external_certificate_bindings (
+    issuer_ca     TEXT NOT NULL,
+    serial_number TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    bound_at      BIGINT NOT NULL,
+    PRIMARY KEY (issuer_ca, serial_number)
+);
+
+-- Mobile MDMs and their management secrets, sealed with `ca_encryption_key` (verifying an HMAC
+-- needs the secret itself).
+CREATE TABLE mobile_integrations (
+    id                TEXT PRIMARY KEY,
+    provider_name     TEXT NOT NULL,
+    enrollment_link   TEXT NOT NULL,
+    sealed_secret     BYTEA NOT NULL,
+    created_at        BIGINT NOT NULL,
+    secret_rotated_at BIGINT NOT NULL
 );

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::scep::message::{
     BuildError, FailInfo, MessageType, Outcome, ParseError, PkiRequest, RequestBody, build_cert_rep, parse_pki_message,
 };
-use crate::store::{CertificateRecord, IntegrationRecord, StoredStatus, now_micros};
+use crate::store::{CertificateRecord, DYNAMIC, IntegrationRecord, StoredStatus, now_micros};
 
 /// Why an HTTP request gets no CertRep.
 #[derive(Debug, thiserror::Error)]
@@ -180,19 +180,27 @@ impl ScepServer {
                 ));
             }
             (None, false) => {
-                let presented = csr.challenge_password.as_deref().unwrap_or("");
-                if !challenge::matches(presented, &integration.secret_salt, &integration.secret_hash) {
-                    return Err(Refusal::new(
-                        FailInfo::BadRequest,
-                        "wrong or missing challenge password",
-                    ));
-                }
                 // The request must be signed by the key it asks to certify (its self-signed
                 // certificate), so nobody enrolls a key they do not hold.
                 if !same_public_key(&request.reply_to.requester_certificate, csr_der) {
                     return Err(Refusal::new(
                         FailInfo::BadMessageCheck,
                         "the request is not signed by the key it asks to certify",
+                    ));
+                }
+                let presented = csr.challenge_password.as_deref().unwrap_or("");
+                let accepted = if integration.challenge_type == DYNAMIC {
+                    // Checked last, so a request refused for anything else leaves it unused.
+                    store
+                        .redeem_dynamic_challenge(&integration.name, &challenge::stored_dynamic(presented))
+                        .await?
+                } else {
+                    challenge::matches(presented, &integration.secret_salt, &integration.secret_hash)
+                };
+                if !accepted {
+                    return Err(Refusal::new(
+                        FailInfo::BadRequest,
+                        "wrong, missing, used or expired challenge password",
                     ));
                 }
             }
@@ -220,6 +228,7 @@ impl ScepServer {
                 .as_ref()
                 .map(|old| old.serial_number.clone())
                 .unwrap_or_default(),
+            last_used_at: None,
         };
         store.insert_certificate(&record).await?;
         tracing::info!(

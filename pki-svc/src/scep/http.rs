@@ -46,6 +46,7 @@ pub fn router(authorities: Arc<Authorities>) -> Router {
     };
     Router::new()
         .route("/scep/{integration}", get(scep_get).post(scep_post))
+        .route("/scep/{integration}/challenge", get(dynamic_challenge))
         .route("/crl/{file}", get(crl))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(state)
@@ -116,6 +117,86 @@ async fn pki_operation(state: &HttpState, integration: &str, der: &[u8]) -> Resp
         Ok(reply) => binary("application/x-pki-message", reply),
         Err(e) => error(e),
     }
+}
+
+/// A one-time challenge for a dynamic integration, for an MDM holding its HTTP Basic
+/// credentials (user: the integration's name). The body is what NDES's `mscep_admin` page says,
+/// which MDMs parse, or just the challenge when the client asks for `text/plain`.
+async fn dynamic_challenge(
+    State(state): State<HttpState>,
+    Path(integration): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let record = match state.scep.integration(&integration).await {
+        Ok(record) => record,
+        Err(e) => return error(e),
+    };
+    if record.challenge_type != crate::store::DYNAMIC {
+        return text(StatusCode::NOT_FOUND, "this integration uses a static challenge");
+    }
+    let authorized = basic_credentials(&headers).is_some_and(|(user, password)| {
+        // Always compare the password, so a wrong user name takes as long as a wrong password.
+        let password_ok = crate::challenge::matches(&password, &record.secret_salt, &record.secret_hash);
+        password_ok && user == record.name
+    });
+    if !authorized {
+        let realm = format!("Basic realm=\"Portcullis SCEP {}\"", record.name);
+        let mut response = text(
+            StatusCode::UNAUTHORIZED,
+            "HTTP Basic credentials of the integration are required",
+        );
+        if let Ok(value) = HeaderValue::from_str(&realm) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        return response;
+    }
+    let (challenge, _) = match crate::challenge::create_dynamic(state.authorities.store(), &record.name).await {
+        Ok(created) => created,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a dynamic challenge");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "cannot make a challenge now; retry");
+        }
+    };
+    tracing::info!(integration = %record.name, "dynamic challenge issued");
+    let wants_text = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|part| part.trim().starts_with("text/plain")));
+    if wants_text {
+        return text(StatusCode::OK, challenge);
+    }
+    let thumbprint = crate::scep::enroll::fingerprint(state.scep.ca_certificate()).to_uppercase();
+    let minutes = crate::challenge::DYNAMIC_CHALLENGE_LIFETIME.as_secs() / 60;
+    let body = format!(
+        "<HTML><Head><Meta HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=UTF-8\">\
+         <Title>Network Device Enrollment Service</Title></Head><Body BgColor=#FFFFFF>\
+         <P> The thumbprint (hash value) for the CA certificate is: <B> {thumbprint} </B>\
+         <P> The enrollment challenge password is: <B> {challenge} </B>\
+         <P> This password can be used only once and will expire within {minutes} minutes.\
+         </Body></HTML>\n"
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The user and password of an `Authorization: Basic` header.
+fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
 }
 
 async fn crl(State(state): State<HttpState>, Path(file): Path<String>) -> Response {

@@ -40,6 +40,7 @@ pub struct Harness {
 pub struct HttpReply {
     pub status: u16,
     pub content_type: String,
+    pub www_authenticate: String,
     pub body: Vec<u8>,
 }
 
@@ -133,14 +134,14 @@ impl Harness {
                 name: name.into(),
                 display_name: format!("{name} MDM"),
                 challenge_type: pb::ScepChallengeType::Static.into(),
-                static_secret: String::new(),
+                secret: String::new(),
                 subject_pattern: subject_pattern.into(),
                 certificate_lifetime_seconds: 0,
             })
             .await
             .unwrap()
             .into_inner()
-            .static_secret
+            .secret
     }
 
     /// The device CA certificate, DER, as GetCACert serves it.
@@ -151,22 +152,35 @@ impl Harness {
     }
 
     pub async fn get(&self, path_and_query: &str) -> HttpReply {
-        self.http(hyper::Method::GET, path_and_query, Vec::new()).await
+        self.http(hyper::Method::GET, path_and_query, &[], Vec::new()).await
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> HttpReply {
+        self.http(hyper::Method::GET, path_and_query, headers, Vec::new()).await
     }
 
     pub async fn post(&self, path_and_query: &str, body: Vec<u8>) -> HttpReply {
-        self.http(hyper::Method::POST, path_and_query, body).await
+        let headers = [("content-type", "application/x-pki-message")];
+        self.http(hyper::Method::POST, path_and_query, &headers, body).await
     }
 
-    async fn http(&self, method: hyper::Method, path_and_query: &str, body: Vec<u8>) -> HttpReply {
+    async fn http(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> HttpReply {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<Full<Bytes>>();
-        let request = hyper::Request::builder()
+        let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{}{path_and_query}", self.http_addr))
-            .header("content-type", "application/x-pki-message")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
+            .uri(format!("http://{}{path_and_query}", self.http_addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = client.request(request).await.unwrap();
         let status = response.status().as_u16();
         let content_type = response
@@ -174,10 +188,16 @@ impl Harness {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
+        let www_authenticate = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
         HttpReply {
             status,
             content_type,
+            www_authenticate,
             body,
         }
     }

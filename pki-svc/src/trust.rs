@@ -1,0 +1,234 @@
+//! What management attestation trusts: the device CA and the customer CAs operators imported,
+//! with each customer CA's current CRL. Kept in memory as one snapshot, rebuilt whenever this
+//! replica changes it and every few seconds for changes made by other replicas.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use x509_parser::prelude::FromDer;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::authority::pem_block;
+use crate::device_ca::{DEVICE_CA, hex};
+use crate::error::{Error, Result};
+use crate::store::{Store, TrustedCaRecord, now_micros};
+
+/// Largest CRL fetched or uploaded.
+pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+/// How long a CRL fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A CA whose certificates may attest.
+#[derive(Debug)]
+pub struct Anchor {
+    /// `device`, or the trusted CA's id.
+    pub issuer_ca: String,
+    /// The CA certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// For customer CAs: the serials on its current CRL, or `None` when it has no current CRL
+    /// (revocation unknown: its certificates do not attest). Unused for the device CA, whose
+    /// revocations are in the inventory.
+    pub revoked: Option<HashSet<String>>,
+}
+
+/// The anchors, by the DER of their subject name.
+#[derive(Debug, Default)]
+pub struct TrustSnapshot {
+    by_subject: HashMap<Vec<u8>, Vec<Arc<Anchor>>>,
+}
+
+impl TrustSnapshot {
+    /// The anchors whose subject is `issuer_der`.
+    pub fn issuers_named(&self, issuer_der: &[u8]) -> &[Arc<Anchor>] {
+        self.by_subject.get(issuer_der).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// The trust snapshot and what keeps it current.
+#[derive(Debug)]
+pub struct Trust {
+    store: Store,
+    device_ca_der: Vec<u8>,
+    snapshot: RwLock<Arc<TrustSnapshot>>,
+}
+
+/// A CRL's revoked serials and validity, once its signature checked out.
+#[derive(Debug)]
+pub struct CheckedCrl {
+    /// Lower-case hex serials.
+    pub revoked: HashSet<String>,
+    /// thisUpdate, microseconds.
+    pub this_update: i64,
+    /// nextUpdate, microseconds; CRLs without one are treated as valid for a day.
+    pub next_update: i64,
+}
+
+/// Parses `der` as a CRL issued and signed by the CA in `ca_der`.
+pub fn check_crl(der: &[u8], ca_der: &[u8]) -> std::result::Result<CheckedCrl, String> {
+    let (rest, crl) = CertificateRevocationList::from_der(der).map_err(|e| format!("not a DER CRL: {e}"))?;
+    if !rest.is_empty() {
+        return Err("trailing data after the CRL".into());
+    }
+    let (_, ca) = x509_parser::parse_x509_certificate(ca_der).map_err(|e| format!("CA certificate: {e}"))?;
+    if crl.issuer().as_raw() != ca.subject().as_raw() {
+        return Err(format!(
+            "the CRL is issued by {}, not by {}",
+            crl.issuer(),
+            ca.subject()
+        ));
+    }
+    crl.verify_signature(ca.public_key())
+        .map_err(|_| "the CRL's signature does not verify with the CA's key".to_owned())?;
+    let this_update = crl.last_update().timestamp() * 1_000_000;
+    let next_update = crl
+        .next_update()
+        .map(|t| t.timestamp() * 1_000_000)
+        .unwrap_or(this_update + 24 * 3600 * 1_000_000);
+    let revoked = crl.iter_revoked_certificates().map(|r| hex(r.raw_serial())).collect();
+    Ok(CheckedCrl {
+        revoked,
+        this_update,
+        next_update,
+    })
+}
+
+/// The DER certificates in a PEM bundle.
+pub fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(|block| block.ok())
+        .filter(|block| block.label == "CERTIFICATE")
+        .map(|block| block.contents)
+        .collect()
+}
+
+impl Trust {
+    /// Trust in the device CA (`device_ca_der`) and the customer CAs in `store`.
+    pub async fn load(store: Store, device_ca_der: Vec<u8>) -> Result<Arc<Self>> {
+        let trust = Arc::new(Self {
+            store,
+            device_ca_der,
+            snapshot: RwLock::new(Arc::new(TrustSnapshot::default())),
+        });
+        trust.reload().await?;
+        Ok(trust)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<TrustSnapshot> {
+        match self.snapshot.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Rebuilds the snapshot from the database.
+    pub async fn reload(&self) -> Result<()> {
+        let records = self.store.trusted_cas().await?;
+        let now = now_micros();
+        let mut by_subject: HashMap<Vec<u8>, Vec<Arc<Anchor>>> = HashMap::new();
+        let mut add = |anchor: Anchor| -> Result<()> {
+            let (_, cert) = x509_parser::parse_x509_certificate(&anchor.certificate_der)
+                .map_err(|e| Error::Corrupt(format!("trusted CA {}: {e}", anchor.issuer_ca)))?;
+            by_subject
+                .entry(cert.subject().as_raw().to_vec())
+                .or_default()
+                .push(Arc::new(anchor));
+            Ok(())
+        };
+        add(Anchor {
+            issuer_ca: DEVICE_CA.to_owned(),
+            certificate_der: self.device_ca_der.clone(),
+            revoked: None,
+        })?;
+        for record in records {
+            let Some(issuing) = pem_certificates(&record.certificates_pem).into_iter().next() else {
+                return Err(Error::Corrupt(format!("trusted CA {} has no certificate", record.id)));
+            };
+            let revoked = match (&record.crl_der, record.crl_next_update) {
+                (Some(der), Some(next_update)) if next_update > now => match check_crl(der, &issuing) {
+                    Ok(crl) => Some(crl.revoked),
+                    Err(e) => return Err(Error::Corrupt(format!("trusted CA {} CRL: {e}", record.id))),
+                },
+                _ => None,
+            };
+            add(Anchor {
+                issuer_ca: record.id,
+                certificate_der: issuing,
+                revoked,
+            })?;
+        }
+        let snapshot = Arc::new(TrustSnapshot { by_subject });
+        match self.snapshot.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+        Ok(())
+    }
+
+    /// Checks `crl` (PEM or DER) against trusted CA `record` and stores it.
+    pub async fn store_crl(&self, record: &TrustedCaRecord, crl: &[u8]) -> std::result::Result<(), String> {
+        let der = pem_block(crl, "X509 CRL").unwrap_or_else(|| crl.to_vec());
+        let issuing = pem_certificates(&record.certificates_pem)
+            .into_iter()
+            .next()
+            .ok_or("the trusted CA has no certificate")?;
+        let checked = check_crl(&der, &issuing)?;
+        self.store
+            .update_trusted_ca_crl(&record.id, &der, checked.this_update, checked.next_update)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Fetches the CRL of every trusted CA with a CRL URL whose CRL is missing or past half its
+    /// validity, then rebuilds the snapshot.
+    pub async fn refresh_crls(&self) -> Result<()> {
+        let now = now_micros();
+        for record in self.store.trusted_cas().await? {
+            if record.crl_url.is_empty() {
+                continue;
+            }
+            let fresh = match (record.crl_this_update, record.crl_next_update) {
+                (Some(this_update), Some(next_update)) => now < this_update + (next_update - this_update) / 2,
+                _ => false,
+            };
+            if fresh {
+                continue;
+            }
+            let outcome = match fetch(&record.crl_url).await {
+                Ok(body) => self.store_crl(&record, &body).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(trusted_ca = %record.id, url = %record.crl_url, error = %e, "CRL fetch failed");
+                self.store.set_trusted_ca_fetch_error(&record.id, &e).await?;
+            }
+        }
+        self.reload().await
+    }
+}
+
+/// GETs `url` (http://) and returns the body.
+async fn fetch(url: &str) -> std::result::Result<Vec<u8>, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = tokio::time::timeout(FETCH_TIMEOUT, client.get(uri))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let body = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        Limited::new(response.into_body(), MAX_CRL_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| "timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    Ok(body.to_bytes().to_vec())
+}
