@@ -12,7 +12,8 @@ use crate::challenge;
 use crate::device_ca::{CsrPolicy, CsrRefusal, DEVICE_CA, hex};
 use crate::error::Error;
 use crate::scep::message::{
-    BuildError, FailInfo, MessageType, Outcome, ParseError, PkiRequest, RequestBody, build_cert_rep, parse_pki_message,
+    BuildError, FailInfo, MessageType, Outcome, ParseError, PkiRequest, ReplyTo, RequestBody, build_cert_rep,
+    parse_pki_message,
 };
 use crate::store::{CertificateRecord, DYNAMIC, IntegrationRecord, StoredStatus, now_micros};
 
@@ -64,10 +65,11 @@ impl ScepServer {
     }
 
     /// Answers a pkiMessage sent to `integration` with a DER CertRep.
-    pub async fn pki_operation(&self, integration: &str, message: &[u8]) -> Result<Vec<u8>, ScepError> {
+    pub async fn pki_operation(&self, integration: &str, message: Vec<u8>) -> Result<Vec<u8>, ScepError> {
         let integration = self.integration(integration).await?;
-        let ca = self.authorities.device_ca().scep_keys();
-        let request = match parse_pki_message(message, ca) {
+        let authorities = self.authorities.clone();
+        let parsed = blocking(move || parse_pki_message(&message, authorities.device_ca().scep_keys())).await?;
+        let request = match parsed {
             Ok(request) => request,
             Err(ParseError::Malformed(detail)) => return Err(ScepError::BadMessage(detail)),
             Err(ParseError::Refused {
@@ -76,7 +78,7 @@ impl ScepServer {
                 detail,
             }) => {
                 tracing::info!(integration = %integration.name, transaction_id = %reply_to.transaction_id, %detail, "SCEP request refused");
-                return reply(ca, &reply_to, &Outcome::Failure(fail_info));
+                return self.reply(reply_to, Outcome::Failure(fail_info)).await;
             }
         };
         let outcome = match self.outcome(&integration, &request).await {
@@ -91,7 +93,13 @@ impl ScepServer {
                 Outcome::Failure(refusal.fail_info)
             }
         };
-        reply(ca, &request.reply_to, &outcome)
+        self.reply(request.reply_to, outcome).await
+    }
+
+    /// The CertRep for `outcome`, signed off the async workers.
+    async fn reply(&self, reply_to: ReplyTo, outcome: Outcome) -> Result<Vec<u8>, ScepError> {
+        let authorities = self.authorities.clone();
+        blocking(move || reply(authorities.device_ca().scep_keys(), &reply_to, &outcome)).await?
     }
 
     async fn outcome(&self, integration: &IntegrationRecord, request: &PkiRequest) -> Result<Outcome, Refusal> {
@@ -205,8 +213,11 @@ impl ScepServer {
                 }
             }
         }
-        let signed = ca
-            .sign(&csr, lifetime)
+        let authorities = self.authorities.clone();
+        let to_sign = csr.clone();
+        let signed = blocking(move || authorities.device_ca().sign(&to_sign, lifetime))
+            .await
+            .map_err(|_| Refusal::internal("the signing task failed".into()))?
             .map_err(|e| Refusal::internal(format!("signing failed: {e}")))?;
         let record = CertificateRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -305,6 +316,15 @@ impl From<Error> for Refusal {
     }
 }
 
+/// Runs CPU-bound RSA work (about a millisecond each) on the blocking pool, so it never stalls
+/// the async workers serving other requests.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ScepError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "SCEP worker task failed");
+        ScepError::Internal
+    })
+}
+
 fn success(certificate_der: Vec<u8>) -> Outcome {
     Outcome::Success {
         certificates: vec![certificate_der],
@@ -312,11 +332,7 @@ fn success(certificate_der: Vec<u8>) -> Outcome {
     }
 }
 
-fn reply(
-    ca: &crate::scep::message::CaKeys,
-    reply_to: &crate::scep::message::ReplyTo,
-    outcome: &Outcome,
-) -> Result<Vec<u8>, ScepError> {
+fn reply(ca: &crate::scep::message::CaKeys, reply_to: &ReplyTo, outcome: &Outcome) -> Result<Vec<u8>, ScepError> {
     let built = match build_cert_rep(ca, reply_to, outcome) {
         // A requester whose key cannot be encrypted to (RSA under 2048 bits) cannot be sent
         // anything it asked for.

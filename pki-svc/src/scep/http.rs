@@ -87,7 +87,7 @@ async fn scep_get(
                 .map(|c| if c == ' ' { '+' } else { c })
                 .collect();
             match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
-                Ok(der) => pki_operation(&state, &integration, &der).await,
+                Ok(der) => pki_operation(&state, &integration, der).await,
                 Err(_) => text(StatusCode::BAD_REQUEST, "`message` is not base64"),
             }
         }
@@ -103,7 +103,7 @@ async fn scep_post(
     body: Bytes,
 ) -> Response {
     match query.operation.as_deref() {
-        Some("PKIOperation") => pki_operation(&state, &integration, &body).await,
+        Some("PKIOperation") => pki_operation(&state, &integration, body.to_vec()).await,
         Some(other) => text(
             StatusCode::BAD_REQUEST,
             format!("unsupported operation {other:?} by POST"),
@@ -112,7 +112,7 @@ async fn scep_post(
     }
 }
 
-async fn pki_operation(state: &HttpState, integration: &str, der: &[u8]) -> Response {
+async fn pki_operation(state: &HttpState, integration: &str, der: Vec<u8>) -> Response {
     match state.scep.pki_operation(integration, der).await {
         Ok(reply) => binary("application/x-pki-message", reply),
         Err(e) => error(e),
