@@ -587,3 +587,51 @@ async fn the_device_ca_survives_a_restart_and_keeps_issuing_under_the_same_name(
         .await;
     assert_eq!(reply.status, PkiStatus::Success);
 }
+
+#[tokio::test]
+async fn a_request_signed_far_from_the_servers_clock_is_refused_with_bad_time() {
+    use pki_svc::scep::client::{Requester, Transaction, encode_body, sign_request_at};
+    let harness = Harness::start().await;
+    let challenge = harness.integration("jamf", "").await;
+    let ca = harness.ca_der("jamf").await;
+    let device = Device::new();
+    let body = RequestBody::Csr(device.csr("d", &challenge));
+    let content = encode_body(MessageType::PkcsReq, &body).unwrap();
+    let envelope = pki_svc::scep::message::seal_envelope(&content, &ca, ContentCipher::Aes256Cbc).unwrap();
+    let key = device.signing_key();
+    let sign_at = |at: std::time::SystemTime| {
+        sign_request_at(
+            MessageType::PkcsReq,
+            &envelope,
+            &Requester {
+                certificate_der: &device.signer_der,
+                key: &key,
+            },
+            &Transaction {
+                transaction_id: &transaction_id(),
+                sender_nonce: &[1; 16],
+                digest: DigestAlgorithm::Sha256,
+            },
+            at,
+        )
+        .unwrap()
+    };
+    let two_days = std::time::Duration::from_secs(2 * 86400);
+    for skewed in [
+        std::time::SystemTime::now() - two_days,
+        std::time::SystemTime::now() + two_days,
+    ] {
+        let reply = harness.pki_operation("jamf", &device, sign_at(skewed)).await;
+        assert_eq!(reply.status, PkiStatus::Failure);
+        assert_eq!(reply.fail_info, Some(FailInfo::BadTime));
+    }
+    // An hour off is within the allowed skew.
+    let reply = harness
+        .pki_operation(
+            "jamf",
+            &device,
+            sign_at(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)),
+        )
+        .await;
+    assert_eq!(reply.status, PkiStatus::Success, "{:?}", reply.fail_info);
+}

@@ -151,6 +151,23 @@ pub fn sign_request(
     requester: &Requester<'_>,
     transaction: &Transaction<'_>,
 ) -> Result<Vec<u8>, ClientError> {
+    sign_request_at(
+        message_type,
+        envelope_der,
+        requester,
+        transaction,
+        std::time::SystemTime::now(),
+    )
+}
+
+/// [`sign_request`] with the signingTime a device whose clock is at `signed_at` would put in.
+pub fn sign_request_at(
+    message_type: MessageType,
+    envelope_der: &[u8],
+    requester: &Requester<'_>,
+    transaction: &Transaction<'_>,
+    signed_at: std::time::SystemTime,
+) -> Result<Vec<u8>, ClientError> {
     if message_type == MessageType::CertRep {
         return Err(ClientError::InvalidInput("a CertRep is not a request".into()));
     }
@@ -168,6 +185,7 @@ pub fn sign_request(
         scep_attributes,
         &certificate,
         requester.key,
+        signed_at,
     )?)
 }
 

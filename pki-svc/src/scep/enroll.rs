@@ -103,6 +103,12 @@ impl ScepServer {
     }
 
     async fn outcome(&self, integration: &IntegrationRecord, request: &PkiRequest) -> Result<Outcome, Refusal> {
+        if let Some(skew) = clock_skew(request.signing_time) {
+            return Err(Refusal::new(
+                FailInfo::BadTime,
+                format!("signed {} s away from the server's clock", skew.as_secs()),
+            ));
+        }
         match (&request.message_type, &request.body) {
             (MessageType::PkcsReq, RequestBody::Csr(csr)) => self.enroll(integration, request, csr, false).await,
             (MessageType::RenewalReq, RequestBody::Csr(csr)) => self.enroll(integration, request, csr, true).await,
@@ -314,6 +320,22 @@ impl From<Error> for Refusal {
     fn from(error: Error) -> Self {
         Refusal::internal(error.to_string())
     }
+}
+
+/// How far a request's signingTime may be from the server's clock. Generous: SCEP clients are
+/// often devices fresh out of the box whose clocks are not set yet.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
+
+/// How far `signed_at` is from now, when that is more than [`MAX_CLOCK_SKEW`] (RFC 8894's
+/// badTime).
+fn clock_skew(signed_at: Option<std::time::SystemTime>) -> Option<Duration> {
+    let signed_at = signed_at?;
+    let now = std::time::SystemTime::now();
+    let skew = now
+        .duration_since(signed_at)
+        .or_else(|_| signed_at.duration_since(now))
+        .unwrap_or_default();
+    (skew > MAX_CLOCK_SKEW).then_some(skew)
 }
 
 /// Runs CPU-bound RSA work (about a millisecond each) on the blocking pool, so it never stalls

@@ -273,6 +273,8 @@ pub struct PkiRequest {
     pub reply_to: ReplyTo,
     /// The decrypted content of the pkcsPKIEnvelope.
     pub body: RequestBody,
+    /// The signingTime attribute, when the requester put one in.
+    pub signing_time: Option<std::time::SystemTime>,
 }
 
 /// The decrypted content of a request's pkcsPKIEnvelope.
@@ -371,6 +373,11 @@ pub fn parse_pki_message(der: &[u8], ca: &CaKeys) -> Result<PkiRequest, ParseErr
         Err(VerifyError::UnsupportedAlgorithm(detail)) => return Err(refuse(reply_to, FailInfo::BadAlg, detail)),
         Err(VerifyError::BadMessageCheck(detail)) => return Err(refuse(reply_to, FailInfo::BadMessageCheck, detail)),
     };
+    let signing_time = attributes
+        .value(rfc5911::ID_SIGNING_TIME)
+        .and_then(|value| value.to_der().ok())
+        .and_then(|der| x509_cert::time::Time::from_der(&der).ok())
+        .map(|time| time.to_system_time());
     let message_type = match MessageType::from_code(&message_type_code) {
         Some(MessageType::CertRep) | None => {
             let detail = format!("messageType {message_type_code:?} is not a request");
@@ -403,6 +410,7 @@ pub fn parse_pki_message(der: &[u8], ca: &CaKeys) -> Result<PkiRequest, ParseErr
         message_type,
         reply_to,
         body,
+        signing_time,
     })
 }
 
@@ -541,6 +549,7 @@ pub fn build_cert_rep(ca: &CaKeys, reply_to: &ReplyTo, outcome: &Outcome) -> Res
         scep_attributes,
         &ca.certificate,
         &ca.signing_key,
+        std::time::SystemTime::now(),
     )
 }
 

@@ -168,19 +168,20 @@ pub(crate) fn is_key_identifier_of(key_identifier: &SubjectKeyIdentifier, certif
 }
 
 /// A DER ContentInfo holding a SignedData over `content` (id-data; omitted if `None`) with one
-/// signer, `signer_certificate`, whose signed attributes are contentType, signingTime,
-/// messageDigest and `scep_attributes`.
+/// signer, `signer_certificate`, whose signed attributes are contentType, signingTime
+/// (`signed_at`), messageDigest and `scep_attributes`.
 pub(crate) fn build(
     content: Option<&[u8]>,
     digest: DigestAlgorithm,
     scep_attributes: Vec<Attribute>,
     signer_certificate: &Certificate,
     signer: &dyn RsaSigner,
+    signed_at: SystemTime,
 ) -> Result<Vec<u8>, BuildError> {
     // With no content the digest is that of the empty string, as for any detached content.
     let message_digest = digest.digest(content.unwrap_or_default());
     let signing_time =
-        Time::try_from(SystemTime::now()).map_err(|error| BuildError::Encoding(format!("signingTime: {error}")))?;
+        Time::try_from(signed_at).map_err(|error| BuildError::Encoding(format!("signingTime: {error}")))?;
     let mut signed_attributes = SetOfVec::new();
     signed_attributes.insert(attributes::single(rfc5911::ID_CONTENT_TYPE, &rfc5911::ID_DATA)?)?;
     signed_attributes.insert(attributes::single(rfc5911::ID_SIGNING_TIME, &signing_time)?)?;
