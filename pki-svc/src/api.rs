@@ -285,7 +285,11 @@ impl PkiService for PkiApi {
             device_ca: Some(pb::CaChain {
                 name: DEVICE_CA.to_owned(),
                 certificates_pem: vec![device.certificate_pem().to_owned()],
-                crl_url: device.crl_url().to_owned(),
+                crl_url: if device.signs_crls() {
+                    device.crl_url().to_owned()
+                } else {
+                    String::new()
+                },
             }),
             service_ca: self.authorities.service_ca().map(|ca| pb::CaChain {
                 name: "service".to_owned(),
@@ -539,7 +543,8 @@ impl PkiService for PkiApi {
             .await?;
         if changed {
             let crl = self.authorities.reissue_device_crl().await?;
-            tracing::info!(serial_numbers = ?revoked, crl_number = crl.number, "certificates revoked");
+            let crl_number = crl.map(|crl| crl.number);
+            tracing::info!(serial_numbers = ?revoked, ?crl_number, "certificates revoked");
         }
         Ok(Response::new(pb::RevokeCertificateResponse {
             revoked_serial_numbers: revoked,

@@ -89,19 +89,26 @@ impl Authorities {
     }
 
     /// The device CA's current CRL, reissued first when there is none or it is past half its
-    /// validity.
-    pub async fn device_crl(&self) -> Result<Vec<u8>> {
+    /// validity; `None` when the device CA cannot sign CRLs.
+    pub async fn device_crl(&self) -> Result<Option<Vec<u8>>> {
+        if !self.device_ca.signs_crls() {
+            return Ok(None);
+        }
         if let Some(crl) = self.store.crl(DEVICE_CA).await? {
             let half_life = i64::try_from(self.crl_validity.as_micros() / 2).unwrap_or(i64::MAX);
             if !crl.der.is_empty() && now_micros() - crl.issued_at < half_life {
-                return Ok(crl.der);
+                return Ok(Some(crl.der));
             }
         }
-        Ok(self.reissue_device_crl().await?.der)
+        Ok(self.reissue_device_crl().await?.map(|crl| crl.der))
     }
 
-    /// Issues the device CA's next CRL from the inventory.
-    pub async fn reissue_device_crl(&self) -> Result<StoredCrl> {
+    /// Issues the device CA's next CRL from the inventory; `None` when the device CA cannot sign
+    /// CRLs.
+    pub async fn reissue_device_crl(&self) -> Result<Option<StoredCrl>> {
+        if !self.device_ca.signs_crls() {
+            return Ok(None);
+        }
         let ca = &self.device_ca;
         let validity = self.crl_validity;
         self.store
@@ -117,6 +124,7 @@ impl Authorities {
                 ca.crl(number, &entries, validity).map_err(|e| e.to_string())
             })
             .await
+            .map(Some)
     }
 }
 

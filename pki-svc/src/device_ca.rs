@@ -37,6 +37,9 @@ pub enum CaError {
     /// The CA's certificate or key does not parse, or they do not belong together.
     #[error("bad CA material: {0}")]
     Material(String),
+    /// The CA is loaded but must not issue (expired, or unable to sign CRLs).
+    #[error("{0}")]
+    CannotIssue(String),
 }
 
 /// Why a certificate request was refused. Each maps to a SCEP failInfo.
@@ -105,6 +108,8 @@ pub struct DeviceCa {
     issuer: Issuer<'static, KeyPair>,
     scep_keys: CaKeys,
     crl_url: String,
+    not_after: OffsetDateTime,
+    signs_crls: bool,
 }
 
 impl std::fmt::Debug for DeviceCa {
@@ -154,13 +159,45 @@ impl DeviceCa {
             .map_err(|e| CaError::Material(e.to_string()))?;
         let scep_keys =
             CaKeys::from_der(certificate_der.clone(), key_pkcs8_der).map_err(|e| CaError::Material(format!("{e}")))?;
-        Ok(Self {
+        let (_, certificate) = x509_parser::parse_x509_certificate(&certificate_der)
+            .map_err(|e| CaError::Material(format!("the certificate does not parse: {e}")))?;
+        let not_after = certificate.validity().not_after.to_datetime();
+        // No keyUsage extension allows every use.
+        let signs_crls = match certificate.key_usage() {
+            Ok(Some(usage)) => usage.value.crl_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        let ca = Self {
             certificate_pem: pem("CERTIFICATE", &certificate_der),
             certificate_der,
             issuer,
             scep_keys,
             crl_url,
-        })
+            not_after,
+            signs_crls,
+        };
+        if let Some(reason) = ca.cannot_issue() {
+            tracing::warn!(%reason, "the device CA will answer SCEP requests but issue nothing");
+        }
+        Ok(ca)
+    }
+
+    /// Why this CA must not issue, if it must not: it expired, or it cannot sign CRLs, so what it
+    /// issued could never be revoked in public.
+    pub fn cannot_issue(&self) -> Option<String> {
+        if OffsetDateTime::now_utc() >= self.not_after {
+            return Some(format!("the device CA expired on {}", self.not_after.date()));
+        }
+        if !self.signs_crls {
+            return Some("the device CA's key usage lacks cRLSign, so it cannot publish revocations".into());
+        }
+        None
+    }
+
+    /// Whether it may sign CRLs.
+    pub fn signs_crls(&self) -> bool {
+        self.signs_crls
     }
 
     /// The CA certificate, DER.
@@ -243,6 +280,9 @@ impl DeviceCa {
     /// Signs `csr` as a management certificate: client authentication, a random 128-bit serial,
     /// the CRL distribution point, valid from a few minutes ago for `lifetime`.
     pub fn sign(&self, csr: &AcceptedCsr, lifetime: std::time::Duration) -> Result<SignedCertificate, CaError> {
+        if let Some(reason) = self.cannot_issue() {
+            return Err(CaError::CannotIssue(reason));
+        }
         let public_key =
             SubjectPublicKeyInfo::from_der(&csr.public_key_der).map_err(|e| CaError::Crypto(e.to_string()))?;
         let serial = random_serial()?;
@@ -259,7 +299,8 @@ impl DeviceCa {
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
-        params.not_after = now + lifetime;
+        // Never past the CA's own end: a certificate cannot outlive its issuer.
+        params.not_after = (now + lifetime).min(self.not_after);
         let cert = params
             .signed_by(&public_key, &self.issuer)
             .map_err(|e| CaError::Crypto(e.to_string()))?;

@@ -133,11 +133,13 @@ impl ScepServer {
             }
             (MessageType::GetCrl, RequestBody::IssuerAndSerial { issuer, .. }) => {
                 self.check_issuer(issuer)?;
-                let crl = self.authorities.device_crl().await?;
-                Ok(Outcome::Success {
-                    certificates: Vec::new(),
-                    crls: vec![crl],
-                })
+                match self.authorities.device_crl().await? {
+                    Some(crl) => Ok(Outcome::Success {
+                        certificates: Vec::new(),
+                        crls: vec![crl],
+                    }),
+                    None => Err(Refusal::new(FailInfo::BadRequest, "the device CA publishes no CRL")),
+                }
             }
             _ => Err(Refusal::new(FailInfo::BadRequest, "unsupported message")),
         }
@@ -154,7 +156,46 @@ impl ScepServer {
     ) -> Result<Outcome, Refusal> {
         let store = self.authorities.store();
         let transaction_id = &request.reply_to.transaction_id;
-        // A client that lost our reply sends the same transaction again: answer with what it got.
+        let ca = self.authorities.device_ca();
+        if let Some(reason) = ca.cannot_issue() {
+            return Err(Refusal::new(FailInfo::BadRequest, reason));
+        }
+        let pattern = compile_pattern(&integration.subject_pattern)?;
+        let lifetime = Duration::from_secs(u64::try_from(integration.lifetime_secs).unwrap_or(0));
+        let policy = CsrPolicy {
+            subject_pattern: pattern.as_ref(),
+            lifetime,
+        };
+        let csr = ca.check_csr(csr_der, &policy).map_err(|refusal| {
+            let fail_info = match refusal {
+                CsrRefusal::BadCsr => FailInfo::BadMessageCheck,
+                CsrRefusal::WeakKey(_) => FailInfo::BadAlg,
+                CsrRefusal::SubjectNotAllowed(_) => FailInfo::BadRequest,
+            };
+            Refusal::new(fail_info, refusal.to_string())
+        })?;
+        // Who may ask: the holder of a live certificate of ours (a renewal; older clients renew
+        // with a PKCSReq), or the holder of the key to certify, whose self-signed certificate
+        // signed the request. A RenewalReq must be the former.
+        let renewing = self
+            .live_certificate_of_ours(&request.reply_to.requester_certificate)
+            .await?;
+        if renewing.is_none() {
+            if renewal {
+                return Err(Refusal::new(
+                    FailInfo::BadRequest,
+                    "a renewal must be signed by a valid certificate of this CA",
+                ));
+            }
+            if !same_public_key(&request.reply_to.requester_certificate, csr_der) {
+                return Err(Refusal::new(
+                    FailInfo::BadMessageCheck,
+                    "the request is not signed by the key it asks to certify",
+                ));
+            }
+        }
+        // A client that lost our reply sends the same transaction again: it gets what it got,
+        // without spending a challenge again (a dynamic one is used up).
         if let Some(earlier) = store
             .certificate_for_transaction(&integration.name, transaction_id)
             .await?
@@ -167,56 +208,21 @@ impl ScepServer {
                 "transaction id reused for another key",
             ));
         }
-        let pattern = compile_pattern(&integration.subject_pattern)?;
-        let lifetime = Duration::from_secs(u64::try_from(integration.lifetime_secs).unwrap_or(0));
-        let policy = CsrPolicy {
-            subject_pattern: pattern.as_ref(),
-            lifetime,
-        };
-        let ca = self.authorities.device_ca();
-        let csr = ca.check_csr(csr_der, &policy).map_err(|refusal| {
-            let fail_info = match refusal {
-                CsrRefusal::BadCsr => FailInfo::BadMessageCheck,
-                CsrRefusal::WeakKey(_) => FailInfo::BadAlg,
-                CsrRefusal::SubjectNotAllowed(_) => FailInfo::BadRequest,
+        if renewing.is_none() {
+            let presented = csr.challenge_password.as_deref().unwrap_or("");
+            let accepted = if integration.challenge_type == DYNAMIC {
+                // Checked last, so a request refused for anything else leaves it unused.
+                store
+                    .redeem_dynamic_challenge(&integration.name, &challenge::stored_dynamic(presented))
+                    .await?
+            } else {
+                challenge::matches(presented, &integration.secret_salt, &integration.secret_hash)
             };
-            Refusal::new(fail_info, refusal.to_string())
-        })?;
-        let renewing = self
-            .live_certificate_of_ours(&request.reply_to.requester_certificate)
-            .await?;
-        match (&renewing, renewal) {
-            (Some(_), _) => {}
-            (None, true) => {
+            if !accepted {
                 return Err(Refusal::new(
                     FailInfo::BadRequest,
-                    "a renewal must be signed by a valid certificate of this CA",
+                    "wrong, missing, used or expired challenge password",
                 ));
-            }
-            (None, false) => {
-                // The request must be signed by the key it asks to certify (its self-signed
-                // certificate), so nobody enrolls a key they do not hold.
-                if !same_public_key(&request.reply_to.requester_certificate, csr_der) {
-                    return Err(Refusal::new(
-                        FailInfo::BadMessageCheck,
-                        "the request is not signed by the key it asks to certify",
-                    ));
-                }
-                let presented = csr.challenge_password.as_deref().unwrap_or("");
-                let accepted = if integration.challenge_type == DYNAMIC {
-                    // Checked last, so a request refused for anything else leaves it unused.
-                    store
-                        .redeem_dynamic_challenge(&integration.name, &challenge::stored_dynamic(presented))
-                        .await?
-                } else {
-                    challenge::matches(presented, &integration.secret_salt, &integration.secret_hash)
-                };
-                if !accepted {
-                    return Err(Refusal::new(
-                        FailInfo::BadRequest,
-                        "wrong, missing, used or expired challenge password",
-                    ));
-                }
             }
         }
         let authorities = self.authorities.clone();

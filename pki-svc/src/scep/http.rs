@@ -204,7 +204,11 @@ async fn crl(State(state): State<HttpState>, Path(file): Path<String>) -> Respon
         return text(StatusCode::NOT_FOUND, format!("no CRL named {file:?}"));
     }
     match state.authorities.device_crl().await {
-        Ok(der) => binary("application/pkix-crl", der),
+        Ok(Some(der)) => binary("application/pkix-crl", der),
+        Ok(None) => text(
+            StatusCode::NOT_FOUND,
+            "the device CA publishes no CRL: its key usage lacks cRLSign",
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot serve the CRL");
             text(StatusCode::SERVICE_UNAVAILABLE, "the CRL is unavailable; retry")
