@@ -139,12 +139,9 @@ impl Attestation {
             return Ok(refuse(None, NotManaged::InvalidCertificate));
         };
         let serial_number = hex(leaf.raw_serial());
+        let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf_der);
         let snapshot = self.trust.snapshot();
-        let Some(anchor) = snapshot
-            .issuers_named(leaf.issuer().as_raw())
-            .iter()
-            .find(|anchor| signed_by(&leaf, anchor))
-        else {
+        let Some(anchor) = snapshot.issuer_of(&leaf, fingerprint.as_ref(), signed_by) else {
             return Ok(refuse(
                 Some(Proof::Certificate {
                     serial_number,
@@ -168,10 +165,10 @@ impl Attestation {
             return Ok(refuse(Some(attested), NotManaged::BadSignature));
         }
         let bound_to = if anchor.issuer_ca == DEVICE_CA {
-            let Some(record) = self.store.certificate(&serial_number).await? else {
+            let Some(record) = self.store.attestation_record(&serial_number).await? else {
                 return Ok(refuse(Some(attested), NotManaged::RevocationUnknown));
             };
-            if record.certificate_der != *leaf_der {
+            if record.sha256_fingerprint != hex(fingerprint.as_ref()) {
                 return Ok(refuse(Some(attested), NotManaged::RevocationUnknown));
             }
             if record.status == StoredStatus::Revoked {

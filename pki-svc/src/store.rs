@@ -142,6 +142,19 @@ fn integration_from_row(row: &AnyRow) -> Result<IntegrationRecord> {
     })
 }
 
+/// What attestation reads of one of our certificates: no more, so the hot path fetches no DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationRecord {
+    /// Hex SHA-256 of the DER, to know the presented certificate is the one issued.
+    pub sha256_fingerprint: String,
+    /// Revoked or not.
+    pub status: StoredStatus,
+    /// The device it attests for, once bound.
+    pub bound_device_id: Option<String>,
+    /// Its last successful management attestation.
+    pub last_used_at: Option<i64>,
+}
+
 /// A CRL as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCrl {
@@ -389,6 +402,31 @@ impl Store {
         row.as_ref().map(certificate_from_row).transpose()
     }
 
+    /// What attestation needs of the certificate with this serial number.
+    pub async fn attestation_record(&self, serial_number: &str) -> Result<Option<AttestationRecord>> {
+        let row = sqlx::query(
+            "SELECT sha256_fingerprint, status, bound_device_id, last_used_at FROM certificates \
+             WHERE serial_number = $1",
+        )
+        .bind(serial_number)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(1)?;
+        Ok(Some(AttestationRecord {
+            sha256_fingerprint: row.try_get(0)?,
+            status: match status.as_str() {
+                "VALID" => StoredStatus::Valid,
+                "REVOKED" => StoredStatus::Revoked,
+                other => return Err(Error::Corrupt(format!("certificate status {other:?}"))),
+            },
+            bound_device_id: row.try_get(2)?,
+            last_used_at: row.try_get(3)?,
+        }))
+    }
+
     /// The newest certificate issued for a SCEP transaction (a client retrying, or polling).
     pub async fn certificate_for_transaction(
         &self,
@@ -621,7 +659,7 @@ impl Store {
         &self,
         serial_number: &str,
         device_id: &str,
-        record: &CertificateRecord,
+        record: &AttestationRecord,
     ) -> Result<String> {
         const USE_RESOLUTION_MICROS: i64 = 24 * 3600 * 1_000_000;
         let now = now_micros();

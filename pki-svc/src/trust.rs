@@ -34,16 +34,54 @@ pub struct Anchor {
     pub revoked: Option<HashSet<String>>,
 }
 
+/// Certificates whose issuer was found (by SHA-256 of their DER) that a snapshot remembers, so a
+/// device attesting again costs no chain verification. Dropped with the snapshot, so never older
+/// than the trust it was checked against.
+const MAX_REMEMBERED_ISSUERS: usize = 100_000;
+
 /// The anchors, by the DER of their subject name.
 #[derive(Debug, Default)]
 pub struct TrustSnapshot {
     by_subject: HashMap<Vec<u8>, Vec<Arc<Anchor>>>,
+    issuers: std::sync::Mutex<HashMap<[u8; 32], Arc<Anchor>>>,
 }
 
 impl TrustSnapshot {
     /// The anchors whose subject is `issuer_der`.
     pub fn issuers_named(&self, issuer_der: &[u8]) -> &[Arc<Anchor>] {
         self.by_subject.get(issuer_der).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The anchor that signed `certificate` (whose DER hashes to `fingerprint`), checked with
+    /// `signed_by` the first time this snapshot sees it.
+    pub fn issuer_of(
+        &self,
+        certificate: &x509_parser::certificate::X509Certificate<'_>,
+        fingerprint: &[u8],
+        signed_by: impl Fn(&x509_parser::certificate::X509Certificate<'_>, &Anchor) -> bool,
+    ) -> Option<Arc<Anchor>> {
+        let key: [u8; 32] = fingerprint.try_into().ok()?;
+        if let Some(anchor) = self.remembered().get(&key) {
+            return Some(anchor.clone());
+        }
+        let anchor = self
+            .issuers_named(certificate.issuer().as_raw())
+            .iter()
+            .find(|anchor| signed_by(certificate, anchor))?
+            .clone();
+        let mut remembered = self.remembered();
+        if remembered.len() >= MAX_REMEMBERED_ISSUERS {
+            remembered.clear();
+        }
+        remembered.insert(key, anchor.clone());
+        Some(anchor)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Anchor>>> {
+        match self.issuers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 
@@ -53,6 +91,9 @@ pub struct Trust {
     store: Store,
     device_ca_der: Vec<u8>,
     snapshot: RwLock<Arc<TrustSnapshot>>,
+    /// What the snapshot was built from, so a reload that finds nothing new keeps it (and what
+    /// it remembers).
+    built_from: std::sync::Mutex<Option<String>>,
 }
 
 /// A CRL's revoked serials and validity, once its signature checked out.
@@ -111,6 +152,7 @@ impl Trust {
             store,
             device_ca_der,
             snapshot: RwLock::new(Arc::new(TrustSnapshot::default())),
+            built_from: std::sync::Mutex::new(None),
         });
         trust.reload().await?;
         Ok(trust)
@@ -128,6 +170,20 @@ impl Trust {
     pub async fn reload(&self) -> Result<()> {
         let records = self.store.trusted_cas().await?;
         let now = now_micros();
+        let version: String = records
+            .iter()
+            .map(|r| {
+                let current = r.crl_next_update.is_some_and(|next| next > now);
+                format!("{}:{:?}:{current};", r.id, r.crl_this_update)
+            })
+            .collect();
+        let mut built_from = match self.built_from.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if built_from.as_deref() == Some(version.as_str()) {
+            return Ok(());
+        }
         let mut by_subject: HashMap<Vec<u8>, Vec<Arc<Anchor>>> = HashMap::new();
         let mut add = |anchor: Anchor| -> Result<()> {
             let (_, cert) = x509_parser::parse_x509_certificate(&anchor.certificate_der)
@@ -160,11 +216,15 @@ impl Trust {
                 revoked,
             })?;
         }
-        let snapshot = Arc::new(TrustSnapshot { by_subject });
+        let snapshot = Arc::new(TrustSnapshot {
+            by_subject,
+            issuers: Default::default(),
+        });
         match self.snapshot.write() {
             Ok(mut guard) => *guard = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
+        *built_from = Some(version);
         Ok(())
     }
 
