@@ -9,7 +9,7 @@ use service_kit::dev_pki::{DevCa, DevPkiError};
 use service_kit::identity::{DEFAULT_TRUST_DOMAIN, Role};
 use service_kit::tls::TlsFiles;
 
-use crate::suite::SUITE;
+use crate::suite::PKI_SVC;
 
 /// Stem of the admin operator's certificate and key in `pki/`.
 pub const ADMIN_OPERATOR: &str = "operator-admin";
@@ -82,9 +82,9 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Makes whatever is missing in `dir` (the directory itself, the CA, a certificate per suite
-    /// member, the operator certificates, the page-token secret) and keeps whatever exists, so a
-    /// restart finds the same CA, identities and data.
+    /// Makes whatever is missing in `dir` (the directory itself, the service CA, pki-svc's and the
+    /// admin operator's certificates, the secrets) and keeps whatever exists, so a restart finds
+    /// the same CA, identities and data.
     pub fn prepare(dir: &Path) -> Result<Self, DataDirError> {
         create_private_dir(dir)?;
         let root = std::fs::canonicalize(dir).map_err(|source| DataDirError::Io {
@@ -99,15 +99,13 @@ impl DataDir {
             dir: pki.clone(),
             source,
         };
+        // The bootstrap: the service CA, pki-svc's identity and the admin operator's. pki-svc
+        // issues every other identity once it runs (see identities.rs).
         let ca = DevCa::load_or_create(&pki, DEFAULT_TRUST_DOMAIN).map_err(pki_error)?;
-        for member in SUITE {
-            ca.load_or_issue(&pki, member.name, |ca| ca.issue_service(member.name, &[]))
-                .map_err(pki_error)?;
-        }
-        ca.load_or_issue(&pki, ADMIN_OPERATOR, |ca| ca.issue_operator("admin", Role::Admin))
+        ca.load_or_issue(&pki, PKI_SVC.name, |ca| ca.issue_service(PKI_SVC.name, &[]))
             .map_err(pki_error)?;
-        let viewer = ca
-            .load_or_issue(&pki, VIEWER_OPERATOR, |ca| ca.issue_operator("viewer", Role::Viewer))
+        let admin = ca
+            .load_or_issue(&pki, ADMIN_OPERATOR, |ca| ca.issue_operator("admin", Role::Admin))
             .map_err(pki_error)?;
         let page_token_secret = load_or_create_secret(
             &root.join(PAGE_TOKEN_SECRET_FILE),
@@ -126,7 +124,7 @@ impl DataDir {
         Ok(Self {
             root,
             pki,
-            ca: viewer.ca,
+            ca: admin.ca,
             page_token_secret,
             totp_encryption_key,
             ca_encryption_key,

@@ -4,6 +4,7 @@ mod banner;
 mod cli;
 mod data_dir;
 mod default_scep;
+mod identities;
 mod suite;
 mod up;
 

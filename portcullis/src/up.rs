@@ -14,6 +14,7 @@ use service_kit::config::{ConfigError, Settings};
 use service_kit::shutdown::Shutdown;
 use session_svc::config::SessionConfig;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -23,6 +24,7 @@ use crate::banner;
 use crate::cli::UpOptions;
 use crate::data_dir::{DataDir, DataDirError};
 use crate::default_scep::{self, DefaultScep, DefaultScepError};
+use crate::identities::{self, IdentityError};
 use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC, pki_http};
 
 /// How long the suite may take to serve, migrations included, before `up` gives up.
@@ -90,6 +92,9 @@ pub enum UpError {
         /// Its admin address.
         admin: SocketAddr,
     },
+    /// An identity could not be issued through pki-svc.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// The default SCEP integration could not be made.
     #[error(transparent)]
     DefaultScep(#[from] DefaultScepError),
@@ -156,19 +161,9 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
         names: HashMap::new(),
         running: Vec::new(),
     };
-    suite.spawn(
-        DEVICE_SVC,
-        device_svc::serve_on(device_config, device_listener, device_admin_listener, shutdown.clone()),
-    );
-    suite.spawn(
-        SESSION_SVC,
-        session_svc::serve_on(
-            session_config,
-            session_listener,
-            session_admin_listener,
-            shutdown.clone(),
-        ),
-    );
+    // pki-svc starts first: it issues the other members' identities (see identities.rs), and
+    // they start once their certificates are written.
+    let (identities_issued, identities) = watch::channel(false);
     suite.spawn(
         PKI_SVC,
         pki_svc::serve_on(
@@ -181,8 +176,47 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
             shutdown.clone(),
         ),
     );
+    let gate = (identities.clone(), shutdown.clone());
+    let device_shutdown = shutdown.clone();
+    suite.spawn(DEVICE_SVC, async move {
+        if !after_identities(gate).await {
+            return Ok(());
+        }
+        device_svc::serve_on(device_config, device_listener, device_admin_listener, device_shutdown).await
+    });
+    let gate = (identities, shutdown.clone());
+    let session_shutdown = shutdown.clone();
+    suite.spawn(SESSION_SVC, async move {
+        if !after_identities(gate).await {
+            return Ok(());
+        }
+        session_svc::serve_on(
+            session_config,
+            session_listener,
+            session_admin_listener,
+            session_shutdown,
+        )
+        .await
+    });
 
-    supervise(suite, &data, port_base, &shutdown).await
+    let members = suite.running.clone();
+    let data = &data;
+    let ready = async move {
+        wait_until_serving(&[PKI_SVC], port_base).await?;
+        identities::issue_missing(data, port_base).await?;
+        let _ = identities_issued.send(true);
+        wait_until_serving(&members, port_base).await?;
+        Ok::<DefaultScep, UpError>(default_scep::ensure(data, port_base).await?)
+    };
+    supervise(suite, data, port_base, &shutdown, ready).await
+}
+
+/// Waits until the identities are issued (true) or the suite is stopping (false).
+async fn after_identities((mut issued, shutdown): (watch::Receiver<bool>, Shutdown)) -> bool {
+    tokio::select! {
+        result = issued.wait_for(|issued| *issued) => result.is_ok(),
+        () = shutdown.triggered() => false,
+    }
 }
 
 /// device-svc's settings, with the session-svc and pki-svc it sends revocations to (pki-svc's
@@ -263,14 +297,16 @@ async fn bind_one(member: Member, addr: SocketAddr) -> Result<TcpListener, UpErr
     })
 }
 
-/// Prints the banner once every service serves, then waits for all of them to stop. The first
-/// service to fail stops the others, and its error is returned.
-async fn supervise(mut suite: Suite, data: &DataDir, base: PortBase, shutdown: &Shutdown) -> Result<(), UpError> {
-    let members = suite.running.clone();
-    let ready = async move {
-        wait_until_serving(&members, base).await?;
-        Ok::<DefaultScep, UpError>(default_scep::ensure(data, base).await?)
-    };
+/// Prints the banner once `ready` resolves (every service serves, the default SCEP integration
+/// exists), then waits for all of them to stop. The first service to fail, or a failure of
+/// `ready`, stops the others, and its error is returned.
+async fn supervise(
+    mut suite: Suite,
+    data: &DataDir,
+    base: PortBase,
+    shutdown: &Shutdown,
+    ready: impl Future<Output = Result<DefaultScep, UpError>>,
+) -> Result<(), UpError> {
     tokio::pin!(ready);
     let stopping = shutdown.triggered();
     tokio::pin!(stopping);

@@ -252,6 +252,18 @@ async fn up_serves_device_svc_over_mtls_and_keeps_its_data_across_a_restart() {
     ] {
         assert!(data_dir.join(format!("pki/{stem}.pem")).exists(), "{stem}");
     }
+    // pki-svc issued the identities it did not need to run itself: for 30 days, where the
+    // bootstrap's are valid for a year.
+    let lifetime_days = |stem: &str| {
+        let pem = std::fs::read(data_dir.join(format!("pki/{stem}.pem"))).unwrap();
+        let der = x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86_400
+    };
+    assert_eq!(lifetime_days("device-svc"), 30);
+    assert_eq!(lifetime_days("operator-viewer"), 30);
+    assert_eq!(lifetime_days("pki-svc"), 365);
+    assert!(up.banner.contains("SCEP URL:"), "{}", up.banner);
 
     // The admin answers; the gateway enrolls a device.
     let mut as_admin = device_client(&data_dir, grpc, "operator-admin").await;

@@ -273,7 +273,8 @@ fn read(path: &Path) -> Result<String, DevPkiError> {
     })
 }
 
-fn write(path: &Path, contents: &str, private: bool) -> Result<(), DevPkiError> {
+/// Writes a PEM file, readable by its owner only when `private` (keys).
+pub fn write(path: &Path, contents: &str, private: bool) -> Result<(), DevPkiError> {
     let io = |source| DevPkiError::Io {
         path: path.to_owned(),
         source,
