@@ -10,7 +10,7 @@ use service_kit::sealing::Sealer;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::public_key::PublicKey;
 
-use crate::device_ca::{DEVICE_CA, hex};
+use crate::device_ca::{DEVICE_CA, EcCurve, ec_curve, hex};
 use crate::error::{Error, Result};
 use crate::store::{Store, StoredStatus};
 use crate::trust::{Anchor, Trust};
@@ -19,9 +19,6 @@ use crate::trust::{Anchor, Trust};
 pub const MAX_NONCE_BYTES: usize = 1024;
 /// Most certificates accepted in a presented chain.
 pub const MAX_CHAIN: usize = 4;
-
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
 
 /// Why a device is not managed. The names are the API's `reason` strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,20 +250,11 @@ fn signature_verifies(certificate: &X509Certificate<'_>, message: &[u8], signatu
     let spki = certificate.public_key();
     let algorithm: &'static dyn VerificationAlgorithm = match spki.parsed() {
         Ok(PublicKey::RSA(_)) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                OID_P256 => &signature::ECDSA_P256_SHA256_ASN1,
-                OID_P384 => &signature::ECDSA_P384_SHA384_ASN1,
-                _ => return false,
-            }
-        }
+        Ok(PublicKey::EC(_)) => match ec_curve(spki) {
+            Some(EcCurve::P256) => &signature::ECDSA_P256_SHA256_ASN1,
+            Some(EcCurve::P384) => &signature::ECDSA_P384_SHA384_ASN1,
+            None => return false,
+        },
         _ => return false,
     };
     UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data)

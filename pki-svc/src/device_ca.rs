@@ -25,8 +25,24 @@ const CA_LIFETIME: Duration = Duration::days(3650);
 /// Issued certificates start this long before issue, for devices whose clocks run behind.
 const BACKDATE: Duration = Duration::minutes(5);
 
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
+/// The EC curves Portcullis accepts in management certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcCurve {
+    /// NIST P-256 (prime256v1).
+    P256,
+    /// NIST P-384 (secp384r1).
+    P384,
+}
+
+/// The curve of an EC public key, if it is one Portcullis accepts.
+pub fn ec_curve(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<EcCurve> {
+    let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
+    match curve.as_str() {
+        "1.2.840.10045.3.1.7" => Some(EcCurve::P256),
+        "1.3.132.0.34" => Some(EcCurve::P384),
+        _ => None,
+    }
+}
 
 /// Why the CA could not be made, loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -356,20 +372,10 @@ fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), C
                 Err(CsrRefusal::WeakKey(format!("RSA {bits} bits")))
             }
         }
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string())
-                .unwrap_or_default();
-            if curve == OID_P256 || curve == OID_P384 {
-                Ok(())
-            } else {
-                Err(CsrRefusal::WeakKey(format!("EC curve {curve}")))
-            }
-        }
+        Ok(PublicKey::EC(_)) => match ec_curve(spki) {
+            Some(EcCurve::P256 | EcCurve::P384) => Ok(()),
+            None => Err(CsrRefusal::WeakKey("an EC curve other than P-256 and P-384".into())),
+        },
         Ok(_) => Err(CsrRefusal::WeakKey("unsupported key type".into())),
         Err(_) => Err(CsrRefusal::BadCsr),
     }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +15,7 @@ use aws_lc_rs::signature::RsaKeyPair;
 use cms::content_info::ContentInfo;
 use cms::enveloped_data::{EnvelopedData, RecipientIdentifier, RecipientInfo};
 use cms::signed_data::SignedData;
+use common::with_signed_data;
 use const_oid::db::rfc5912;
 use der::asn1::OctetString;
 use der::{Any, Decode, Encode};
@@ -113,7 +116,11 @@ impl Identity {
     fn write_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let certificate = dir.join(format!("{name}.pem"));
         let key = dir.join(format!("{name}.key"));
-        std::fs::write(&certificate, pem("CERTIFICATE", &self.certificate_der)).unwrap();
+        std::fs::write(
+            &certificate,
+            pki_svc::device_ca::pem("CERTIFICATE", &self.certificate_der),
+        )
+        .unwrap();
         std::fs::write(&key, self.key_pair.serialize_pem()).unwrap();
         (certificate, key)
     }
@@ -130,17 +137,6 @@ fn params(common_name: &str, is_ca: bool) -> CertificateParams {
 
 fn decrypting_key(pkcs8: &[u8]) -> Pkcs1PrivateDecryptingKey {
     Pkcs1PrivateDecryptingKey::new(PrivateDecryptingKey::from_pkcs8(pkcs8).unwrap()).unwrap()
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|line| std::str::from_utf8(line).unwrap())
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 fn pem_contents(pem: &[u8]) -> Vec<u8> {
@@ -540,19 +536,6 @@ fn a_flipped_bit_in_the_micromdm_signature_is_a_bad_message_check() {
     assert_eq!(fail_info, FailInfo::BadMessageCheck);
     assert_eq!(detail, "the signature does not verify");
     assert_eq!(reply_to.transaction_id, "A13090761A30F66664F85D37433D2065E1112BA1");
-}
-
-/// Decodes a pkiMessage, lets `change` alter its SignedData and encodes it again.
-fn with_signed_data(der: &[u8], change: impl FnOnce(&mut SignedData)) -> Vec<u8> {
-    let content_info = ContentInfo::from_der(der).unwrap();
-    let mut signed_data: SignedData = content_info.content.decode_as().unwrap();
-    change(&mut signed_data);
-    ContentInfo {
-        content_type: content_info.content_type,
-        content: Any::encode_from(&signed_data).unwrap(),
-    }
-    .to_der()
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

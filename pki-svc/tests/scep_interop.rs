@@ -11,7 +11,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine;
 use common::{Harness, serial_of};
 use portcullis_proto::pki::v1 as pb;
 use test_support::TempDir;
@@ -83,30 +82,9 @@ fn path(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|line| std::str::from_utf8(line).unwrap())
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
-}
-
 /// The DER of the first PEM block in `text`.
 fn pem_contents(text: &[u8]) -> Vec<u8> {
     x509_parser::pem::parse_x509_pem(text).unwrap().1.contents
-}
-
-async fn certificates(harness: &Harness) -> Vec<pb::Certificate> {
-    harness
-        .viewer()
-        .await
-        .list_certificates(pb::ListCertificatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates
 }
 
 #[tokio::test]
@@ -117,7 +95,7 @@ async fn scepclient_enrolls_with_the_static_challenge_and_its_revocation_reaches
     let dir = TempDir::new("scep-interop");
     let ca_der = harness.ca_der("jamf").await;
     let ca_pem = dir.path().join("ca.pem");
-    std::fs::write(&ca_pem, pem("CERTIFICATE", &ca_der)).unwrap();
+    std::fs::write(&ca_pem, pki_svc::device_ca::pem("CERTIFICATE", &ca_der)).unwrap();
 
     let output = enroll(url, challenge, dir.path().to_owned()).await;
     assert!(output.status.success(), "scepclient failed: {}", describe(&output));
@@ -159,7 +137,7 @@ async fn scepclient_enrolls_with_the_static_challenge_and_its_revocation_reaches
 
     // The inventory lists it under its serial, valid, with the subject it carries.
     let serial = serial_of(&issued);
-    let listed = certificates(&harness).await;
+    let listed = harness.certificates().await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].serial_number, serial);
     assert_eq!(listed[0].integration, "jamf");
@@ -213,7 +191,7 @@ async fn scepclient_enrolls_with_the_static_challenge_and_its_revocation_reaches
     );
     assert!(stdout.contains("Key Compromise"), "{stdout}");
     let crl_pem = dir.path().join("device-crl.pem");
-    std::fs::write(&crl_pem, pem("X509 CRL", &crl.body)).unwrap();
+    std::fs::write(&crl_pem, pki_svc::device_ca::pem("X509 CRL", &crl.body)).unwrap();
     let refused = openssl(&[
         "verify",
         "-crl_check",
@@ -256,7 +234,7 @@ async fn scepclient_with_a_wrong_challenge_fails_and_nothing_is_issued() {
         x509_parser::pem::parse_x509_pem(&written).is_err(),
         "scepclient wrote a certificate"
     );
-    assert!(certificates(&harness).await.is_empty());
+    assert!(harness.certificates().await.is_empty());
 }
 
 #[tokio::test]
@@ -277,13 +255,13 @@ async fn an_integrations_subject_pattern_must_match_the_whole_subject_scepclient
         "{}",
         describe(&output)
     );
-    assert!(certificates(&harness).await.is_empty());
+    assert!(harness.certificates().await.is_empty());
 
     let dir = TempDir::new("scep-interop-loose");
     let url = format!("http://{}/scep/loose", harness.http_addr);
     let output = enroll(url, loose, dir.path().to_owned()).await;
     assert!(output.status.success(), "scepclient failed: {}", describe(&output));
-    let listed = certificates(&harness).await;
+    let listed = harness.certificates().await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].integration, "loose");
 }
@@ -309,5 +287,5 @@ async fn a_retried_transaction_signed_by_another_key_gets_nothing() {
         describe(&second)
     );
     assert!(!dir.path().join("second.pem").exists());
-    assert_eq!(certificates(&harness).await.len(), 1);
+    assert_eq!(harness.certificates().await.len(), 1);
 }

@@ -12,12 +12,11 @@ use std::sync::LazyLock;
 
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerInfos};
-use common::{Device, Harness, HttpReply, transaction_id};
+use common::{Device, Harness, HttpReply, transaction_id, with_signed_data};
+use der::Decode;
 use der::asn1::OctetString;
-use der::{Any, Decode, Encode};
 use pki_svc::scep::client::{CertRepReply, open_cert_rep};
 use pki_svc::scep::message::{CaKeys, DigestAlgorithm, FailInfo, PkiStatus, RequestBody, parse_pki_message};
-use portcullis_proto::pki::v1 as pb;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use test_support::TempDir;
 use x509_parser::certification_request::X509CertificationRequest;
@@ -55,19 +54,6 @@ fn read_failure(ca: &[u8], reply: &HttpReply) -> CertRepReply {
     open_cert_rep(&reply.body, &ANY_KEY.decrypting_key(), ca).unwrap()
 }
 
-/// Decodes a pkiMessage, lets `change` alter its SignedData and encodes it again.
-fn with_signed_data(der: &[u8], change: impl FnOnce(&mut SignedData)) -> Vec<u8> {
-    let content_info = ContentInfo::from_der(der).unwrap();
-    let mut signed_data: SignedData = content_info.content.decode_as().unwrap();
-    change(&mut signed_data);
-    ContentInfo {
-        content_type: content_info.content_type,
-        content: Any::encode_from(&signed_data).unwrap(),
-    }
-    .to_der()
-    .unwrap()
-}
-
 /// The vector with bit `bit` of its signature's byte `index` flipped.
 fn with_signature_bit_flipped(index: usize, bit: u8) -> Vec<u8> {
     with_signed_data(VECTOR, |signed_data| {
@@ -91,18 +77,6 @@ fn another_ca() -> Vec<u8> {
     params.distinguished_name.push(DnType::CommonName, "Some other CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.self_signed(&key).unwrap().der().to_vec()
-}
-
-async fn certificate_count(harness: &Harness) -> usize {
-    harness
-        .viewer()
-        .await
-        .list_certificates(pb::ListCertificatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .certificates
-        .len()
 }
 
 #[tokio::test]
@@ -178,7 +152,7 @@ async fn micromdms_request_is_decrypted_and_answered_with_a_signed_bad_time() {
     let signer = std::fs::read(&signers).unwrap();
     assert_eq!(x509_parser::pem::parse_x509_pem(&signer).unwrap().1.contents, ca);
 
-    assert_eq!(certificate_count(&harness).await, 0, "nothing was issued");
+    assert_eq!(harness.certificates().await.len(), 0, "nothing was issued");
 }
 
 #[tokio::test]
@@ -220,7 +194,7 @@ async fn a_flipped_bit_in_the_micromdm_signature_is_a_bad_message_check() {
         assert_eq!(cert_rep.transaction_id, VECTOR_TRANSACTION_ID);
         assert_eq!(cert_rep.recipient_nonce, VECTOR_SENDER_NONCE);
     }
-    assert_eq!(certificate_count(&harness).await, 0);
+    assert_eq!(harness.certificates().await.len(), 0);
 }
 
 #[tokio::test]
@@ -241,7 +215,7 @@ async fn a_request_encrypted_to_another_ca_is_a_bad_message_check() {
     let message = device.pkcs_req(&ca, "managementAttestation 0001", "", &transaction_id());
     let reply = harness.pki_operation("micromdm", &device, message).await;
     assert_eq!(reply.fail_info, Some(FailInfo::BadRequest), "no challenge");
-    assert_eq!(certificate_count(&harness).await, 0);
+    assert_eq!(harness.certificates().await.len(), 0);
 }
 
 #[tokio::test]
@@ -286,7 +260,7 @@ async fn random_bytes_and_bit_flips_anywhere_are_answered_without_a_server_error
         }
     }
     assert!(rejected > 0 && answered > 0, "rejected {rejected}, answered {answered}");
-    assert_eq!(certificate_count(&harness).await, 0);
+    assert_eq!(harness.certificates().await.len(), 0);
     // Still serving.
     let caps = harness.get("/scep/micromdm?operation=GetCACaps").await;
     assert_eq!(caps.status, 200);
@@ -311,5 +285,5 @@ async fn an_expired_device_ca_refuses_to_issue_and_records_nothing() {
         "issued {} certificate(s)",
         reply.certificates.len()
     );
-    assert_eq!(certificate_count(&harness).await, 0);
+    assert_eq!(harness.certificates().await.len(), 0);
 }

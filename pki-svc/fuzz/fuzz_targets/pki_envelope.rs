@@ -6,23 +6,13 @@
 
 #![no_main]
 
-use std::sync::LazyLock;
-
 use libfuzzer_sys::fuzz_target;
-use pki_svc::scep::message::{CaKeys, open_envelope};
+use pki_svc::scep::message::open_envelope;
 
-static CA: LazyLock<CaKeys> = LazyLock::new(|| {
-    let certificate = pem_contents(include_bytes!("../../tests/vectors/micromdm/ca.pem"));
-    let key = pem_contents(include_bytes!("../../tests/vectors/micromdm/ca.key"));
-    CaKeys::from_der(certificate, &key).expect("the vector's CA certificate and PKCS#8 key belong together")
-});
+#[path = "vector_ca.rs"]
+mod vector_ca;
 
-fn pem_contents(pem: &[u8]) -> Vec<u8> {
-    x509_parser::pem::parse_x509_pem(pem)
-        .expect("the vector files are PEM")
-        .1
-        .contents
-}
+use vector_ca::CA;
 
 fuzz_target!(|data: &[u8]| {
     let _ = open_envelope(data, &CA);

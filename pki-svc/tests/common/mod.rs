@@ -202,6 +202,20 @@ impl Harness {
         }
     }
 
+    /// The whole inventory, in issue order.
+    pub async fn certificates(&self) -> Vec<pb::Certificate> {
+        self.viewer()
+            .await
+            .list_certificates(pb::ListCertificatesRequest {
+                page_size: 200,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .certificates
+    }
+
     /// Sends `message` by POST to `integration` and opens the CertRep with `device`'s key.
     pub async fn pki_operation(&self, integration: &str, device: &Device, message: Vec<u8>) -> CertRepReply {
         let ca = self.ca_der(integration).await;
@@ -362,6 +376,20 @@ pub fn transaction_id() -> String {
 pub fn serial_of(der: &[u8]) -> String {
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
     cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes a pkiMessage, lets `change` alter its SignedData and encodes it again.
+pub fn with_signed_data(der: &[u8], change: impl FnOnce(&mut cms::signed_data::SignedData)) -> Vec<u8> {
+    use der::{Any, Decode, Encode};
+    let content_info = cms::content_info::ContentInfo::from_der(der).unwrap();
+    let mut signed_data: cms::signed_data::SignedData = content_info.content.decode_as().unwrap();
+    change(&mut signed_data);
+    cms::content_info::ContentInfo {
+        content_type: content_info.content_type,
+        content: Any::encode_from(&signed_data).unwrap(),
+    }
+    .to_der()
+    .unwrap()
 }
 
 /// The `ErrorInfo.reason` of a status, or "".
