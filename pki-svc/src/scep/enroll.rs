@@ -42,12 +42,46 @@ impl From<Error> for ScepError {
 #[derive(Debug, Clone)]
 pub struct ScepServer {
     authorities: Arc<Authorities>,
+    patterns: Arc<SubjectPatterns>,
+}
+
+/// Compiled subject patterns, by their text: compiling one takes longer than checking a CSR.
+#[derive(Debug, Default)]
+struct SubjectPatterns(std::sync::Mutex<std::collections::HashMap<String, Regex>>);
+
+/// Patterns kept compiled at most; integrations are few, so this only bounds a pathological case.
+const MAX_COMPILED_PATTERNS: usize = 1024;
+
+impl SubjectPatterns {
+    /// `pattern` anchored to the whole subject, compiled once; `None` for the empty pattern.
+    fn get(&self, pattern: &str) -> Result<Option<Regex>, Refusal> {
+        if pattern.is_empty() {
+            return Ok(None);
+        }
+        let mut compiled = match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(regex) = compiled.get(pattern) {
+            return Ok(Some(regex.clone()));
+        }
+        let regex = Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Refusal::internal(format!("stored subject pattern does not compile: {e}")))?;
+        if compiled.len() >= MAX_COMPILED_PATTERNS {
+            compiled.clear();
+        }
+        compiled.insert(pattern.to_owned(), regex.clone());
+        Ok(Some(regex))
+    }
 }
 
 impl ScepServer {
     /// A server issuing from `authorities`' device CA.
     pub fn new(authorities: Arc<Authorities>) -> Self {
-        Self { authorities }
+        Self {
+            authorities,
+            patterns: Arc::default(),
+        }
     }
 
     /// The integration named `name`.
@@ -160,7 +194,7 @@ impl ScepServer {
         if let Some(reason) = ca.cannot_issue() {
             return Err(Refusal::new(FailInfo::BadRequest, reason));
         }
-        let pattern = compile_pattern(&integration.subject_pattern)?;
+        let pattern = self.patterns.get(&integration.subject_pattern)?;
         let lifetime = Duration::from_secs(u64::try_from(integration.lifetime_secs).unwrap_or(0));
         let policy = CsrPolicy {
             subject_pattern: pattern.as_ref(),
@@ -374,16 +408,6 @@ fn reply(ca: &crate::scep::message::CaKeys, reply_to: &ReplyTo, outcome: &Outcom
         tracing::error!(error = %e, "cannot build a CertRep");
         ScepError::Internal
     })
-}
-
-/// An integration's subject pattern, anchored to the whole subject.
-fn compile_pattern(pattern: &str) -> Result<Option<Regex>, Refusal> {
-    if pattern.is_empty() {
-        return Ok(None);
-    }
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map(Some)
-        .map_err(|e| Refusal::internal(format!("stored subject pattern does not compile: {e}")))
 }
 
 /// Whether a certificate and a CSR (both DER) hold the same public key.
