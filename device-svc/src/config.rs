@@ -40,12 +40,8 @@ fn url(settings: &Settings, key: &str) -> Result<Option<String>, ConfigError> {
     Ok(Some(value.to_owned()))
 }
 
-/// Two connections per core: more only adds context switches (each SQLite connection is a
-/// thread, each PostgreSQL connection a server process), as the load generator showed.
-pub fn default_database_connections() -> u32 {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    u32::try_from(cores * 2).unwrap_or(u32::MAX)
-}
+/// The default `database_max_connections`: two per core.
+pub use service_kit::db::default_max_connections as default_database_connections;
 
 impl DeviceConfig {
     /// Reads and validates the settings.

@@ -14,9 +14,6 @@ pub const DEFAULT_ADMIN_PORT: u16 = 7456;
 /// Default plain-HTTP port for SCEP and CRLs.
 pub const DEFAULT_HTTP_PORT: u16 = 7457;
 
-/// Default `database_max_connections`.
-pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 8;
-
 /// A CA certificate and key read from PEM files instead of being made by the deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaFiles {
@@ -56,7 +53,7 @@ pub struct PkiConfig {
     pub maintenance_interval: Duration,
     /// Secret sealing page tokens (`page_token_secret`); replicas must share it.
     pub page_token_secret: Option<String>,
-    /// Database connections (`database_max_connections`).
+    /// Database connections (`database_max_connections`; two per core by default).
     pub database_max_connections: u32,
 }
 
@@ -108,7 +105,8 @@ impl PkiConfig {
             device_ca: ca_files(settings, "device_ca_cert", "device_ca_key")?,
             service_ca: ca_files(settings, "service_ca_cert", "service_ca_key")?,
             crl_validity: Duration::from_secs(crl_validity_hours * 3600),
-            database_max_connections: settings.get_or("database_max_connections", DEFAULT_DATABASE_CONNECTIONS)?,
+            database_max_connections: settings
+                .get_or("database_max_connections", service_kit::db::default_max_connections())?,
         })
     }
 }

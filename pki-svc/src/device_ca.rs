@@ -126,6 +126,7 @@ pub struct DeviceCa {
     crl_url: String,
     not_after: OffsetDateTime,
     signs_crls: bool,
+    subject_der: Vec<u8>,
 }
 
 impl std::fmt::Debug for DeviceCa {
@@ -178,6 +179,7 @@ impl DeviceCa {
         let (_, certificate) = x509_parser::parse_x509_certificate(&certificate_der)
             .map_err(|e| CaError::Material(format!("the certificate does not parse: {e}")))?;
         let not_after = certificate.validity().not_after.to_datetime();
+        let subject_der = certificate.subject().as_raw().to_vec();
         // No keyUsage extension allows every use.
         let signs_crls = match certificate.key_usage() {
             Ok(Some(usage)) => usage.value.crl_sign(),
@@ -192,6 +194,7 @@ impl DeviceCa {
             crl_url,
             not_after,
             signs_crls,
+            subject_der,
         };
         if let Some(reason) = ca.cannot_issue() {
             tracing::warn!(%reason, "the device CA will answer SCEP requests but issue nothing");
@@ -209,6 +212,11 @@ impl DeviceCa {
             return Some("the device CA's key usage lacks cRLSign, so it cannot publish revocations".into());
         }
         None
+    }
+
+    /// Its subject name, DER: the issuer of what it signs.
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
     }
 
     /// Whether it may sign CRLs.

@@ -362,11 +362,12 @@ impl Store {
         Ok(())
     }
 
-    /// Records an issued certificate.
-    pub async fn insert_certificate(&self, record: &CertificateRecord) -> Result<()> {
+    /// Records an issued certificate; false when its SCEP transaction already has one.
+    pub async fn insert_certificate(&self, record: &CertificateRecord) -> Result<bool> {
         let _turn = self.db.write_turn().await;
-        sqlx::query(&format!(
-            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({})",
+        let result = sqlx::query(&format!(
+            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({}) \
+             ON CONFLICT (integration, transaction_id) DO NOTHING",
             placeholders(1, 17)
         ))
         .bind(&record.id)
@@ -388,7 +389,7 @@ impl Store {
         .bind(record.last_used_at)
         .execute(&self.db.pool)
         .await?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
     }
 
     /// The certificate with this serial number.

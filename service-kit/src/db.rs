@@ -108,6 +108,13 @@ impl Database {
     }
 }
 
+/// Two connections per core: more only adds context switches (each SQLite connection is a
+/// thread, each PostgreSQL connection a server process), as the load generators showed.
+pub fn default_max_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    u32::try_from(cores * 2).unwrap_or(u32::MAX)
+}
+
 /// Binds `values` to `query` in order.
 pub fn bind_values<'q>(
     mut query: Query<'q, Any, AnyArguments<'q>>,

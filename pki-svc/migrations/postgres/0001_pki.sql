@@ -49,7 +49,8 @@ CREATE TABLE certificates (
     renewed_serial     TEXT NOT NULL,
     last_used_at       BIGINT                -- last successful management attestation
 );
-CREATE INDEX certificates_transaction ON certificates (integration, transaction_id);
+-- One certificate per SCEP transaction: a client retrying gets the one it was issued.
+CREATE UNIQUE INDEX certificates_transaction ON certificates (integration, transaction_id);
 CREATE INDEX certificates_bound_device ON certificates (bound_device_id);
 CREATE INDEX certificates_revoked ON certificates (issuer_ca, status, revoked_at);
 CREATE INDEX certificates_unused ON certificates (status, last_used_at);

@@ -228,19 +228,13 @@ impl ScepServer {
                 ));
             }
         }
-        // A client that lost our reply sends the same transaction again: it gets what it got,
-        // without spending a challenge again (a dynamic one is used up).
-        if let Some(earlier) = store
-            .certificate_for_transaction(&integration.name, transaction_id)
-            .await?
+        // A client that lost our reply sends the same transaction again: it gets what it got. A
+        // dynamic challenge is used up by the first request, so look first; otherwise the
+        // insert's conflict below tells, which saves a read on every enrollment.
+        if integration.challenge_type == DYNAMIC
+            && let Some(answer) = self.earlier_answer(integration, transaction_id, csr_der).await?
         {
-            if same_public_key(&earlier.certificate_der, csr_der) {
-                return Ok(success(earlier.certificate_der));
-            }
-            return Err(Refusal::new(
-                FailInfo::BadRequest,
-                "transaction id reused for another key",
-            ));
+            return answer;
         }
         if renewing.is_none() {
             let presented = csr.challenge_password.as_deref().unwrap_or("");
@@ -287,7 +281,13 @@ impl ScepServer {
                 .unwrap_or_default(),
             last_used_at: None,
         };
-        store.insert_certificate(&record).await?;
+        if !store.insert_certificate(&record).await? {
+            // Another request of this transaction got there first.
+            return match self.earlier_answer(integration, transaction_id, csr_der).await? {
+                Some(answer) => answer,
+                None => Err(Refusal::internal("a conflicting certificate vanished".into())),
+            };
+        }
         tracing::info!(
             integration = %integration.name,
             serial_number = %record.serial_number,
@@ -298,12 +298,41 @@ impl ScepServer {
         Ok(success(signed.der))
     }
 
+    /// The answer to a repeated transaction: the certificate it was issued, when the request is
+    /// for the same key; `None` when the transaction is new.
+    async fn earlier_answer(
+        &self,
+        integration: &IntegrationRecord,
+        transaction_id: &str,
+        csr_der: &[u8],
+    ) -> Result<Option<Result<Outcome, Refusal>>, Refusal> {
+        let earlier = self
+            .authorities
+            .store()
+            .certificate_for_transaction(&integration.name, transaction_id)
+            .await?;
+        Ok(earlier.map(|earlier| {
+            if same_public_key(&earlier.certificate_der, csr_der) {
+                Ok(success(earlier.certificate_der))
+            } else {
+                Err(Refusal::new(
+                    FailInfo::BadRequest,
+                    "transaction id reused for another key",
+                ))
+            }
+        }))
+    }
+
     /// The inventory record of `certificate_der` if this CA issued exactly it, and it is neither
     /// revoked nor expired.
     async fn live_certificate_of_ours(&self, certificate_der: &[u8]) -> Result<Option<CertificateRecord>, Refusal> {
         let Ok((_, certificate)) = x509_parser::parse_x509_certificate(certificate_der) else {
             return Ok(None);
         };
+        // A PKCSReq's self-signed signer is nobody's certificate: no need to look it up.
+        if certificate.issuer().as_raw() != self.authorities.device_ca().subject_der() {
+            return Ok(None);
+        }
         let serial = hex(certificate.raw_serial());
         let Some(record) = self.authorities.store().certificate(&serial).await? else {
             return Ok(None);
