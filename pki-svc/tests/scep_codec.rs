@@ -1094,11 +1094,13 @@ fn every_decryption_failure_is_refused_identically() {
             Err(expected.clone()),
             "{what}"
         );
-        assert_eq!(
-            open_envelope(&envelope, &CA_KEYS),
-            Err(EnvelopeError::Undecryptable),
-            "{what}"
-        );
+        // Alone, the envelope mostly fails to decrypt; but a wrong content key (or a damaged
+        // last block) still yields valid padding about once in 256 tries, and then garbage:
+        // never the content, and never another error.
+        match open_envelope(&envelope, &CA_KEYS) {
+            Err(error) => assert_eq!(error, EnvelopeError::Undecryptable, "{what}"),
+            Ok(opened) => assert_ne!(opened.content, DEVICE.csr(), "{what}"),
+        }
     }
 
     // An envelope that decrypts, but not to a CSR, is refused in the very same words: with a
