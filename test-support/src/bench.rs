@@ -54,6 +54,71 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// CPU time used so far by this process and by the whole machine, from `/proc` (Linux).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    /// This process's user + system time, in clock ticks.
+    process: u64,
+    /// The machine's busy time (all but idle and iowait), summed over every CPU, in clock ticks.
+    machine_busy: u64,
+    /// The machine's total time, summed over every CPU, in clock ticks.
+    machine_total: u64,
+}
+
+/// Where a window's CPU time went, in cores (1.0 = one CPU busy throughout).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuUse {
+    /// This process (service and load generator, with all their threads).
+    pub process: f64,
+    /// Every other process on the machine (a database server, other work).
+    pub others: f64,
+    /// Left idle.
+    pub idle: f64,
+}
+
+impl CpuTimes {
+    /// Reads the counters now; `None` where `/proc` is missing.
+    pub fn now() -> Option<Self> {
+        // Both files count in USER_HZ ticks, which Linux fixes at 100 for user space.
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces) start at the state, field 3;
+        // utime and stime are fields 14 and 15.
+        let after_name = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let process = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let machine = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = machine
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let machine_total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+        Some(Self {
+            process,
+            machine_busy: machine_total - idle,
+            machine_total,
+        })
+    }
+
+    /// What was used between `earlier` and `self`, over `wall`.
+    pub fn since(&self, earlier: &Self, wall: Duration) -> CpuUse {
+        let seconds = wall.as_secs_f64().max(f64::MIN_POSITIVE);
+        let cores = |ticks: u64| ticks as f64 / 100.0 / seconds;
+        let process = cores(self.process.saturating_sub(earlier.process));
+        let busy = cores(self.machine_busy.saturating_sub(earlier.machine_busy));
+        let total = cores(self.machine_total.saturating_sub(earlier.machine_total));
+        CpuUse {
+            process,
+            others: (busy - process).max(0.0),
+            idle: (total - busy).max(0.0),
+        }
+    }
+}
+
 /// The database for one run: a SQLite file in a temp dir, or a new PostgreSQL database.
 pub struct BenchDatabase {
     /// The URL to give the service.
