@@ -525,6 +525,7 @@ impl Service {
                 secret: String::new(),
                 subject_pattern: SUBJECT_PATTERN.into(),
                 certificate_lifetime_seconds: 0,
+                san_pattern: String::new(),
             })
             .await
             .unwrap()
@@ -761,6 +762,7 @@ fn breakdown(ca: &DeviceCa, requests: &[Prepared]) -> Vec<(&'static str, f64)> {
         let t = Instant::now();
         let policy = CsrPolicy {
             subject_pattern: Some(&pattern),
+            san_pattern: None,
             lifetime,
         };
         let csr = ca.check_csr(csr_der, &policy).unwrap();

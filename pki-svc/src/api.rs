@@ -112,6 +112,7 @@ impl PkiApi {
             },
             url: self.authorities.scep_url(&record.name),
             subject_pattern: record.subject_pattern.clone(),
+            san_pattern: record.san_pattern.clone(),
             certificate_lifetime_seconds: record.lifetime_secs,
             create_time: Some(timestamp(record.created_at)),
             secret_rotate_time: Some(timestamp(record.secret_rotated_at)),
@@ -178,6 +179,17 @@ fn integration_name(field: &str, name: &str) -> Result<()> {
             "1 to 63 lower-case letters, digits and '-', starting with a letter",
         ))
     }
+}
+
+/// A subject or SAN pattern: empty, or a regular expression of bounded length.
+fn pattern(field: &str, pattern: &str) -> Result<()> {
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(Error::field(field, format!("at most {MAX_PATTERN_LEN} bytes")));
+    }
+    if !pattern.is_empty() {
+        regex::Regex::new(pattern).map_err(|e| Error::field(field, format!("not a regular expression: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Service and operator names: a path segment of a SPIFFE id.
@@ -390,13 +402,8 @@ impl PkiService for PkiApi {
             Ok(pb::ScepChallengeType::Dynamic) => DYNAMIC,
             Err(_) => return Err(Error::field("challenge_type", "unknown value").into()),
         };
-        if request.subject_pattern.len() > MAX_PATTERN_LEN {
-            return Err(Error::field("subject_pattern", format!("at most {MAX_PATTERN_LEN} bytes")).into());
-        }
-        if !request.subject_pattern.is_empty() {
-            regex::Regex::new(&request.subject_pattern)
-                .map_err(|e| Error::field("subject_pattern", format!("not a regular expression: {e}")))?;
-        }
+        pattern("subject_pattern", &request.subject_pattern)?;
+        pattern("san_pattern", &request.san_pattern)?;
         let lifetime_secs = match request.certificate_lifetime_seconds {
             0 => DEVICE_CERT_LIFETIME_SECS,
             secs if (MIN_DEVICE_CERT_LIFETIME_SECS..=MAX_DEVICE_CERT_LIFETIME_SECS).contains(&secs) => secs,
@@ -416,6 +423,7 @@ impl PkiService for PkiApi {
             secret_salt: hashed.salt,
             secret_hash: hashed.hash,
             subject_pattern: request.subject_pattern,
+            san_pattern: request.san_pattern,
             lifetime_secs,
             created_at: now,
             secret_rotated_at: now,

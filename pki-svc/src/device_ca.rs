@@ -70,6 +70,9 @@ pub enum CsrRefusal {
     /// The subject does not match the integration's pattern (badRequest).
     #[error("subject {0:?} is not allowed by this integration")]
     SubjectNotAllowed(String),
+    /// A subject alternative name does not match the integration's pattern (badRequest).
+    #[error("subject alternative name {0:?} is not allowed by this integration")]
+    SanNotAllowed(String),
 }
 
 /// What the CA needs to sign one certificate request.
@@ -77,6 +80,9 @@ pub enum CsrRefusal {
 pub struct CsrPolicy<'a> {
     /// The whole subject must match this, when set.
     pub subject_pattern: Option<&'a Regex>,
+    /// Each subject alternative name, written `DNS:…`, `URI:…`, `email:…` or `IP:…`, must match
+    /// this, when set.
+    pub san_pattern: Option<&'a Regex>,
     /// Lifetime of the certificate.
     pub lifetime: std::time::Duration,
 }
@@ -287,7 +293,13 @@ impl DeviceCa {
             for extension in extensions {
                 if let ParsedExtension::SubjectAlternativeName(san) = extension {
                     for name in &san.general_names {
-                        subject_alt_names.push(san_type(name)?);
+                        let Some((text, san)) = san_type(name)? else {
+                            continue;
+                        };
+                        if policy.san_pattern.is_some_and(|pattern| !pattern.is_match(&text)) {
+                            return Err(CsrRefusal::SanNotAllowed(text));
+                        }
+                        subject_alt_names.push(san);
                     }
                 }
             }
@@ -296,7 +308,7 @@ impl DeviceCa {
             subject,
             challenge_password,
             distinguished_name,
-            subject_alt_names: subject_alt_names.into_iter().flatten().collect(),
+            subject_alt_names,
             public_key_der: info.subject_pki.raw.to_vec(),
         })
     }
@@ -389,22 +401,26 @@ fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), C
     }
 }
 
-/// The SAN to copy from a request; names a management certificate has no use for are dropped.
-fn san_type(name: &GeneralName<'_>) -> Result<Option<SanType>, CsrRefusal> {
+/// The SAN to copy from a request, with how a SAN pattern sees it (`DNS:…`, `URI:…`, `email:…`,
+/// `IP:…`); names a management certificate has no use for are dropped.
+fn san_type(name: &GeneralName<'_>) -> Result<Option<(String, SanType)>, CsrRefusal> {
     let bad = |_| CsrRefusal::BadCsr;
     Ok(match name {
-        GeneralName::DNSName(dns) => Some(SanType::DnsName((*dns).try_into().map_err(bad)?)),
-        GeneralName::RFC822Name(email) => Some(SanType::Rfc822Name((*email).try_into().map_err(bad)?)),
-        GeneralName::URI(uri) => Some(SanType::URI((*uri).try_into().map_err(bad)?)),
-        GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => <[u8; 4]>::try_from(*bytes)
-                .ok()
-                .map(|b| SanType::IpAddress(std::net::IpAddr::from(b))),
-            16 => <[u8; 16]>::try_from(*bytes)
-                .ok()
-                .map(|b| SanType::IpAddress(std::net::IpAddr::from(b))),
-            _ => return Err(CsrRefusal::BadCsr),
-        },
+        GeneralName::DNSName(dns) => Some((format!("DNS:{dns}"), SanType::DnsName((*dns).try_into().map_err(bad)?))),
+        GeneralName::RFC822Name(email) => Some((
+            format!("email:{email}"),
+            SanType::Rfc822Name((*email).try_into().map_err(bad)?),
+        )),
+        GeneralName::URI(uri) => Some((format!("URI:{uri}"), SanType::URI((*uri).try_into().map_err(bad)?))),
+        GeneralName::IPAddress(bytes) => {
+            let address = match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                16 => <[u8; 16]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                _ => None,
+            }
+            .ok_or(CsrRefusal::BadCsr)?;
+            Some((format!("IP:{address}"), SanType::IpAddress(address)))
+        }
         _ => None,
     })
 }

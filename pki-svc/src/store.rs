@@ -30,6 +30,9 @@ pub struct IntegrationRecord {
     pub secret_hash: Vec<u8>,
     /// Regular expression the whole subject must match; empty allows any.
     pub subject_pattern: String,
+    /// Regular expression each subject alternative name (`DNS:…`, `URI:…`) must wholly match;
+    /// empty allows any.
+    pub san_pattern: String,
     /// Lifetime of issued certificates, in seconds.
     pub lifetime_secs: i64,
     /// When it was created.
@@ -136,6 +139,7 @@ fn integration_from_row(row: &AnyRow) -> Result<IntegrationRecord> {
         secret_salt: row.try_get("secret_salt")?,
         secret_hash: row.try_get("secret_hash")?,
         subject_pattern: row.try_get("subject_pattern")?,
+        san_pattern: row.try_get("san_pattern")?,
         lifetime_secs: row.try_get("lifetime_secs")?,
         created_at: row.try_get("created_at")?,
         secret_rotated_at: row.try_get("secret_rotated_at")?,
@@ -291,7 +295,8 @@ impl Store {
         let _turn = self.db.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO scep_integrations (name, display_name, challenge_type, secret_salt, secret_hash, \
-             subject_pattern, lifetime_secs, created_at, secret_rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             subject_pattern, san_pattern, lifetime_secs, created_at, secret_rotated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(&record.name)
@@ -300,6 +305,7 @@ impl Store {
         .bind(record.secret_salt.as_slice())
         .bind(record.secret_hash.as_slice())
         .bind(&record.subject_pattern)
+        .bind(&record.san_pattern)
         .bind(record.lifetime_secs)
         .bind(record.created_at)
         .bind(record.secret_rotated_at)

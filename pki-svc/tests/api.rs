@@ -169,6 +169,7 @@ async fn integrations_are_listed_without_secrets_validated_and_deleted() {
             secret: "a challenge of our own".into(),
             subject_pattern: "CN=managementAttestation .+".into(),
             certificate_lifetime_seconds: 30 * 86400,
+            san_pattern: "email:[^@]+@example\\.com".into(),
         })
         .await
         .unwrap()
@@ -210,6 +211,11 @@ async fn integrations_are_listed_without_secrets_validated_and_deleted() {
         pb::CreateScepIntegrationRequest {
             name: "bad-pattern".into(),
             subject_pattern: "CN=(".into(),
+            ..Default::default()
+        },
+        pb::CreateScepIntegrationRequest {
+            name: "bad-san-pattern".into(),
+            san_pattern: "URI:(".into(),
             ..Default::default()
         },
         pb::CreateScepIntegrationRequest {

@@ -23,6 +23,7 @@ async fn dynamic_integration(harness: &Harness, name: &str) -> String {
             secret: String::new(),
             subject_pattern: String::new(),
             certificate_lifetime_seconds: 0,
+            san_pattern: String::new(),
         })
         .await
         .unwrap()

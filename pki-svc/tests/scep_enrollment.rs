@@ -635,3 +635,71 @@ async fn a_request_signed_far_from_the_servers_clock_is_refused_with_bad_time() 
         .await;
     assert_eq!(reply.status, PkiStatus::Success, "{:?}", reply.fail_info);
 }
+
+#[tokio::test]
+async fn subject_alternative_names_must_match_the_integrations_san_pattern() {
+    let harness = Harness::start().await;
+    let challenge = harness
+        .operator()
+        .await
+        .create_scep_integration(pb::CreateScepIntegrationRequest {
+            name: "intune".into(),
+            san_pattern: r"email:[^@]+@example\.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let ca = harness.ca_der("intune").await;
+    let enroll = |sans: Vec<rcgen::SanType>| {
+        let device = Device::new();
+        let message = device.message(
+            MessageType::PkcsReq,
+            &RequestBody::Csr(device.csr_with_sans("d", &challenge, sans)),
+            &device.signer_der,
+            &ca,
+            (ContentCipher::Aes256Cbc, DigestAlgorithm::Sha256),
+            &transaction_id(),
+        );
+        (device, message)
+    };
+    let email = |address: &str| rcgen::SanType::Rfc822Name(address.try_into().unwrap());
+    let (device, message) = enroll(vec![email("alice@example.com")]);
+    let reply = harness.pki_operation("intune", &device, message).await;
+    assert_eq!(reply.status, PkiStatus::Success, "{:?}", reply.fail_info);
+    let (_, cert) = x509_parser::parse_x509_certificate(&reply.certificates[0]).unwrap();
+    let sans = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
+    assert!(sans.contains("alice@example.com"), "{sans}");
+    for refused in [
+        vec![email("mallory@evil.test")],
+        vec![
+            email("alice@example.com"),
+            rcgen::SanType::DnsName("login.example.com".try_into().unwrap()),
+        ],
+        vec![rcgen::SanType::URI(
+            "spiffe://portcullis.local/svc/gateway".try_into().unwrap(),
+        )],
+    ] {
+        let (device, message) = enroll(refused.clone());
+        let reply = harness.pki_operation("intune", &device, message).await;
+        assert_eq!(reply.fail_info, Some(FailInfo::BadRequest), "{refused:?}");
+    }
+    // Without a SAN pattern, any SAN is copied.
+    let open = harness.integration("open", "").await;
+    let device = Device::new();
+    let message = device.message(
+        MessageType::PkcsReq,
+        &RequestBody::Csr(device.csr_with_sans(
+            "d",
+            &open,
+            vec![rcgen::SanType::DnsName("laptop.example.net".try_into().unwrap())],
+        )),
+        &device.signer_der,
+        &ca,
+        (ContentCipher::Aes256Cbc, DigestAlgorithm::Sha256),
+        &transaction_id(),
+    );
+    let reply = harness.pki_operation("open", &device, message).await;
+    assert_eq!(reply.status, PkiStatus::Success);
+}

@@ -51,6 +51,7 @@ pub async fn ensure(data: &DataDir, base: PortBase) -> Result<DefaultScep, Defau
             secret: challenge.clone(),
             subject_pattern: String::new(),
             certificate_lifetime_seconds: 0,
+            san_pattern: String::new(),
         })
         .await;
     let url = match created {

@@ -24,6 +24,7 @@ CREATE TABLE scep_integrations (
     secret_salt          BYTEA NOT NULL,
     secret_hash          BYTEA NOT NULL, -- SHA-256(salt || secret)
     subject_pattern      TEXT NOT NULL,
+    san_pattern          TEXT NOT NULL,
     lifetime_secs        BIGINT NOT NULL,
     created_at           BIGINT NOT NULL,
     secret_rotated_at    BIGINT NOT NULL

@@ -195,16 +195,18 @@ impl ScepServer {
             return Err(Refusal::new(FailInfo::BadRequest, reason));
         }
         let pattern = self.patterns.get(&integration.subject_pattern)?;
+        let san_pattern = self.patterns.get(&integration.san_pattern)?;
         let lifetime = Duration::from_secs(u64::try_from(integration.lifetime_secs).unwrap_or(0));
         let policy = CsrPolicy {
             subject_pattern: pattern.as_ref(),
+            san_pattern: san_pattern.as_ref(),
             lifetime,
         };
         let csr = ca.check_csr(csr_der, &policy).map_err(|refusal| {
             let fail_info = match refusal {
                 CsrRefusal::BadCsr => FailInfo::BadMessageCheck,
                 CsrRefusal::WeakKey(_) => FailInfo::BadAlg,
-                CsrRefusal::SubjectNotAllowed(_) => FailInfo::BadRequest,
+                CsrRefusal::SubjectNotAllowed(_) | CsrRefusal::SanNotAllowed(_) => FailInfo::BadRequest,
             };
             Refusal::new(fail_info, refusal.to_string())
         })?;

@@ -137,6 +137,7 @@ impl Harness {
                 secret: String::new(),
                 subject_pattern: subject_pattern.into(),
                 certificate_lifetime_seconds: 0,
+                san_pattern: String::new(),
             })
             .await
             .unwrap()
@@ -262,7 +263,13 @@ impl Device {
 
     /// A CSR for `common_name` carrying `challenge` (none when empty).
     pub fn csr(&self, common_name: &str, challenge: &str) -> Vec<u8> {
+        self.csr_with_sans(common_name, challenge, Vec::new())
+    }
+
+    /// A CSR for `common_name` carrying `challenge` and asking for `sans`.
+    pub fn csr_with_sans(&self, common_name: &str, challenge: &str, sans: Vec<rcgen::SanType>) -> Vec<u8> {
         let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, common_name);
         params.distinguished_name = name;
