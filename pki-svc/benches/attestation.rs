@@ -157,25 +157,28 @@ async fn seed(database_url: &str, count: usize) {
                 for i in (worker..count).step_by(4) {
                     let serial = format!("5eed{i:028x}");
                     store
-                        .insert_certificate(&CertificateRecord {
-                            id: uuid::Uuid::now_v7().to_string(),
-                            serial_number: serial.clone(),
-                            issuer_ca: "device".into(),
-                            integration: "seed".into(),
-                            transaction_id: serial,
-                            subject: format!("CN=managementAttestation {i:08X}"),
-                            sha256_fingerprint: String::new(),
-                            certificate_der: vec![0x30, 0x00],
-                            not_before: now,
-                            not_after: now + 365 * 86_400_000_000,
-                            issued_at: now,
-                            status: StoredStatus::Valid,
-                            revocation_reason: 0,
-                            revoked_at: None,
-                            bound_device_id: Some(format!("seeded-device-{i}")),
-                            renewed_serial: String::new(),
-                            last_used_at: Some(now),
-                        })
+                        .insert_certificate(
+                            &CertificateRecord {
+                                id: uuid::Uuid::now_v7().to_string(),
+                                serial_number: serial.clone(),
+                                issuer_ca: "device".into(),
+                                integration: "seed".into(),
+                                transaction_id: serial,
+                                subject: format!("CN=managementAttestation {i:08X}"),
+                                sha256_fingerprint: String::new(),
+                                certificate_der: vec![0x30, 0x00],
+                                not_before: now,
+                                not_after: now + 365 * 86_400_000_000,
+                                issued_at: now,
+                                status: StoredStatus::Valid,
+                                revocation_reason: 0,
+                                revoked_at: None,
+                                bound_device_id: Some(format!("seeded-device-{i}")),
+                                renewed_serial: String::new(),
+                                last_used_at: Some(now),
+                            },
+                            None,
+                        )
                         .await
                         .unwrap();
                 }

@@ -782,9 +782,9 @@ fn breakdown(ca: &DeviceCa, requests: &[Prepared]) -> Vec<(&'static str, f64)> {
     STEPS.into_iter().zip(spent.iter().map(per_request)).collect()
 }
 
-/// An enrollment's store calls alone, from `tasks` tasks: the integration, then the new
-/// certificate's row (whose unique transaction tells a retry); or, when not `with_reads`, the row
-/// alone. A static-challenge PKCSReq makes no other read.
+/// An enrollment's store call alone, from `tasks` tasks: the new certificate's row, inserted only
+/// if the integration's secret is still the one checked (a static-challenge PKCSReq's only store
+/// call once the integration is known); or, when not `with_reads`, the row unconditionally.
 async fn store_phase(
     store: Store,
     tasks: usize,
@@ -804,11 +804,16 @@ async fn store_phase(
             let transaction_id = format!("store-{run}-{i:08}");
             let serial = format!("{run}{i:08x}");
             let step = async {
-                if with_reads {
-                    store.integration(INTEGRATION).await?;
-                }
+                let secret_rotated_at = if with_reads {
+                    store.integration(INTEGRATION).await?.map(|i| i.secret_rotated_at)
+                } else {
+                    None
+                };
                 store
-                    .insert_certificate(&stored_certificate(&serial, &transaction_id, &certificate_der))
+                    .insert_certificate(
+                        &stored_certificate(&serial, &transaction_id, &certificate_der),
+                        secret_rotated_at,
+                    )
                     .await
             };
             match step.await {
@@ -822,7 +827,7 @@ async fn store_phase(
         }
     };
     let name = if with_reads {
-        format!("(diagnostic) an enrollment's 2 store calls alone, {tasks} tasks")
+        format!("(diagnostic) an enrollment's store calls (read the integration, conditional INSERT), {tasks} tasks")
     } else {
         format!("(diagnostic) its certificate INSERT alone, {tasks} tasks")
     };

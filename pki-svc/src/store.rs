@@ -368,33 +368,45 @@ impl Store {
         Ok(())
     }
 
-    /// Records an issued certificate; false when its SCEP transaction already has one.
-    pub async fn insert_certificate(&self, record: &CertificateRecord) -> Result<bool> {
+    /// Records an issued certificate; false when its SCEP transaction already has one. With
+    /// `secret_rotated_at`, only if its integration still exists with the secret it had when it
+    /// was read (false otherwise), so a rotation or deletion committed meanwhile wins.
+    pub async fn insert_certificate(&self, record: &CertificateRecord, secret_rotated_at: Option<i64>) -> Result<bool> {
         let _turn = self.db.write_turn().await;
-        let result = sqlx::query(&format!(
-            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({}) \
-             ON CONFLICT (integration, transaction_id) DO NOTHING",
-            placeholders(1, 17)
-        ))
-        .bind(&record.id)
-        .bind(&record.serial_number)
-        .bind(&record.issuer_ca)
-        .bind(&record.integration)
-        .bind(&record.transaction_id)
-        .bind(&record.subject)
-        .bind(&record.sha256_fingerprint)
-        .bind(record.certificate_der.as_slice())
-        .bind(record.not_before)
-        .bind(record.not_after)
-        .bind(record.issued_at)
-        .bind(record.status.as_str())
-        .bind(record.revocation_reason)
-        .bind(record.revoked_at)
-        .bind(record.bound_device_id.as_deref())
-        .bind(&record.renewed_serial)
-        .bind(record.last_used_at)
-        .execute(&self.db.pool)
-        .await?;
+        let values = placeholders(1, 17);
+        let sql = match secret_rotated_at {
+            Some(_) => format!(
+                "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) SELECT {values} \
+                 WHERE EXISTS (SELECT 1 FROM scep_integrations WHERE name = $4 AND secret_rotated_at = $18) \
+                 ON CONFLICT (integration, transaction_id) DO NOTHING"
+            ),
+            None => format!(
+                "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES ({values}) \
+                 ON CONFLICT (integration, transaction_id) DO NOTHING"
+            ),
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(&record.id)
+            .bind(&record.serial_number)
+            .bind(&record.issuer_ca)
+            .bind(&record.integration)
+            .bind(&record.transaction_id)
+            .bind(&record.subject)
+            .bind(&record.sha256_fingerprint)
+            .bind(record.certificate_der.as_slice())
+            .bind(record.not_before)
+            .bind(record.not_after)
+            .bind(record.issued_at)
+            .bind(record.status.as_str())
+            .bind(record.revocation_reason)
+            .bind(record.revoked_at)
+            .bind(record.bound_device_id.as_deref())
+            .bind(&record.renewed_serial)
+            .bind(record.last_used_at);
+        if let Some(secret_rotated_at) = secret_rotated_at {
+            query = query.bind(secret_rotated_at);
+        }
+        let result = query.execute(&self.db.pool).await?;
         Ok(result.rows_affected() == 1)
     }
 

@@ -261,19 +261,19 @@ async fn certificates_unused_past_the_cutoff_are_revoked_and_used_ones_are_kept(
         last_used_at,
     };
     store
-        .insert_certificate(&record("aa01", now - 100 * day, None))
+        .insert_certificate(&record("aa01", now - 100 * day, None), None)
         .await
         .unwrap();
     store
-        .insert_certificate(&record("aa02", now - 100 * day, Some(now - 95 * day)))
+        .insert_certificate(&record("aa02", now - 100 * day, Some(now - 95 * day)), None)
         .await
         .unwrap();
     store
-        .insert_certificate(&record("aa03", now - 100 * day, Some(now - 10 * day)))
+        .insert_certificate(&record("aa03", now - 100 * day, Some(now - 10 * day)), None)
         .await
         .unwrap();
     store
-        .insert_certificate(&record("aa04", now - 5 * day, None))
+        .insert_certificate(&record("aa04", now - 5 * day, None), None)
         .await
         .unwrap();
     let mut revoked = store.revoke_unused("device", now - 90 * day).await.unwrap();

@@ -43,6 +43,23 @@ impl From<Error> for ScepError {
 pub struct ScepServer {
     authorities: Arc<Authorities>,
     patterns: Arc<SubjectPatterns>,
+    integrations: Arc<KnownIntegrations>,
+}
+
+/// Integrations as enrollment last read them, so a static-challenge enrollment reads nothing
+/// before it writes. Never trusted alone: the certificate is recorded only if the integration
+/// still exists with the secret it was checked against (see [`Store::insert_certificate`]), so a
+/// rotation or deletion on any replica takes effect at once; a stale entry costs a re-read.
+#[derive(Debug, Default)]
+struct KnownIntegrations(std::sync::Mutex<std::collections::HashMap<String, IntegrationRecord>>);
+
+impl KnownIntegrations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, IntegrationRecord>> {
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 /// Compiled subject patterns, by their text: compiling one takes longer than checking a CSR.
@@ -81,6 +98,34 @@ impl ScepServer {
         Self {
             authorities,
             patterns: Arc::default(),
+            integrations: Arc::default(),
+        }
+    }
+
+    /// The integration as last read, or read now.
+    async fn known_integration(&self, name: &str) -> Result<IntegrationRecord, ScepError> {
+        if let Some(record) = self.integrations.lock().get(name) {
+            return Ok(record.clone());
+        }
+        self.fresh_integration(name).await
+    }
+
+    /// The integration as stored now, remembered for the next enrollment.
+    async fn fresh_integration(&self, name: &str) -> Result<IntegrationRecord, ScepError> {
+        let record = self.authorities.store().integration(name).await?;
+        let mut known = self.integrations.lock();
+        match record {
+            Some(record) => {
+                if known.len() >= MAX_COMPILED_PATTERNS {
+                    known.clear();
+                }
+                known.insert(name.to_owned(), record.clone());
+                Ok(record)
+            }
+            None => {
+                known.remove(name);
+                Err(ScepError::UnknownIntegration(name.to_owned()))
+            }
         }
     }
 
@@ -100,7 +145,7 @@ impl ScepServer {
 
     /// Answers a pkiMessage sent to `integration` with a DER CertRep.
     pub async fn pki_operation(&self, integration: &str, message: Vec<u8>) -> Result<Vec<u8>, ScepError> {
-        let integration = self.integration(integration).await?;
+        let integration = self.known_integration(integration).await?;
         let authorities = self.authorities.clone();
         let parsed = blocking(move || parse_pki_message(&message, authorities.device_ca().scep_keys())).await?;
         let request = match parsed {
@@ -188,6 +233,7 @@ impl ScepServer {
         csr_der: &[u8],
         renewal: bool,
     ) -> Result<Outcome, Refusal> {
+        let mut integration = std::borrow::Cow::Borrowed(integration);
         let store = self.authorities.store();
         let transaction_id = &request.reply_to.transaction_id;
         let ca = self.authorities.device_ca();
@@ -234,7 +280,7 @@ impl ScepServer {
         // dynamic challenge is used up by the first request, so look first; otherwise the
         // insert's conflict below tells, which saves a read on every enrollment.
         if integration.challenge_type == DYNAMIC
-            && let Some(answer) = self.earlier_answer(integration, transaction_id, csr_der).await?
+            && let Some(answer) = self.earlier_answer(&integration, transaction_id, csr_der).await?
         {
             return answer;
         }
@@ -245,8 +291,19 @@ impl ScepServer {
                 store
                     .redeem_dynamic_challenge(&integration.name, &challenge::stored_dynamic(presented))
                     .await?
+            } else if challenge::matches(presented, &integration.secret_salt, &integration.secret_hash) {
+                true
             } else {
-                challenge::matches(presented, &integration.secret_salt, &integration.secret_hash)
+                // The secret may have been rotated since it was last read: read it again.
+                let fresh = self
+                    .fresh_integration(&integration.name)
+                    .await
+                    .map_err(|_| Refusal::new(FailInfo::BadRequest, "the integration is gone"))?;
+                let matches = challenge::matches(presented, &fresh.secret_salt, &fresh.secret_hash);
+                if matches {
+                    integration = std::borrow::Cow::Owned(fresh);
+                }
+                matches
             };
             if !accepted {
                 return Err(Refusal::new(
@@ -283,12 +340,20 @@ impl ScepServer {
                 .unwrap_or_default(),
             last_used_at: None,
         };
-        if !store.insert_certificate(&record).await? {
-            // Another request of this transaction got there first.
-            return match self.earlier_answer(integration, transaction_id, csr_der).await? {
-                Some(answer) => answer,
-                None => Err(Refusal::internal("a conflicting certificate vanished".into())),
-            };
+        if !store
+            .insert_certificate(&record, Some(integration.secret_rotated_at))
+            .await?
+        {
+            // Another request of this transaction got there first, or the integration changed
+            // (its secret rotated, or it was deleted) since it was read.
+            if let Some(answer) = self.earlier_answer(&integration, transaction_id, csr_der).await? {
+                return answer;
+            }
+            self.integrations.lock().remove(&integration.name);
+            return Err(Refusal::new(
+                FailInfo::BadRequest,
+                "the integration changed during the request; retry",
+            ));
         }
         tracing::info!(
             integration = %integration.name,
