@@ -93,15 +93,15 @@ impl RevocationFeed {
         }
     }
 
-    /// Reads new feed rows and broadcasts them, until `shutdown`.
-    pub async fn run_tail(self: Arc<Self>, shutdown: Shutdown) {
-        let mut last = match self.store.latest_revocation_seq().await {
-            Ok(seq) => seq,
-            Err(e) => {
-                tracing::error!(error = %e, "revocation feed: cannot read the feed position; starting from 0");
-                0
-            }
-        };
+    /// The feed's newest position, where a starting process's tail begins.
+    pub async fn position(&self) -> Result<i64> {
+        self.store.latest_revocation_seq().await
+    }
+
+    /// Reads feed rows after `last` and broadcasts them, until `shutdown`. `last` must be read
+    /// (with [`RevocationFeed::position`]) before the process validates any session: a
+    /// revocation committed after that is then seen here, and evicts whatever was cached.
+    pub async fn run_tail(self: Arc<Self>, mut last: i64, shutdown: Shutdown) {
         let stopped = shutdown.triggered();
         tokio::pin!(stopped);
         loop {

@@ -69,6 +69,9 @@ pub enum RunError {
     /// Secrets could not be set up.
     #[error("{0}")]
     Secrets(String),
+    /// The revocation feed's position could not be read.
+    #[error("revocation feed: {0}")]
+    Feed(String),
     /// Serving failed.
     #[error(transparent)]
     Serve(#[from] service_kit::server::ServeError),
@@ -115,7 +118,9 @@ async fn serve(
     let page_tokens = PageTokens::from_setting(config.page_token_secret.as_deref());
     let cache = std::sync::Arc::new(session_cache::SessionCache::default());
     let feed = RevocationFeed::new(store.clone(), config.feed_poll_interval, cache.clone());
-    let tail = tokio::spawn(feed.clone().run_tail(shutdown.clone()));
+    // Taken before serving, so no revocation committed while the tail starts is skipped.
+    let feed_position = feed.position().await.map_err(|e| RunError::Feed(e.to_string()))?;
+    let tail = tokio::spawn(feed.clone().run_tail(feed_position, shutdown.clone()));
     let sweeper = tokio::spawn(sweeper::run(
         store.clone(),
         config.sweep_interval,
