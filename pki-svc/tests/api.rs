@@ -273,15 +273,9 @@ async fn integrations_are_listed_without_secrets_validated_and_deleted() {
         .await
         .unwrap_err();
     assert_eq!(reason(&status), "SCEP_INTEGRATION_NOT_FOUND");
-    let listed = harness
-        .viewer()
-        .await
-        .list_certificates(pb::ListCertificatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.certificates.len(), 1);
-    assert_eq!(listed.certificates[0].integration, "jamf");
+    let certificates = harness.certificates().await;
+    assert_eq!(certificates.len(), 1);
+    assert_eq!(certificates[0].integration, "jamf");
 }
 
 #[tokio::test]

@@ -228,14 +228,7 @@ async fn a_wrong_missing_or_rotated_challenge_is_refused_with_bad_request() {
         .await;
     assert_eq!(reply.fail_info, Some(FailInfo::BadRequest));
     // Nothing refused was recorded.
-    let listed = harness
-        .viewer()
-        .await
-        .list_certificates(pb::ListCertificatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.certificates.len(), 1);
+    assert_eq!(harness.certificates().await.len(), 1);
 }
 
 #[tokio::test]
@@ -366,14 +359,7 @@ async fn a_retried_transaction_gets_the_same_certificate_and_cert_poll_finds_it(
     let polled = harness.pki_operation("jamf", &device, poll).await;
     assert_eq!(polled.fail_info, Some(FailInfo::BadCertId));
     // Only one certificate was issued for the retried transaction.
-    let listed = harness
-        .viewer()
-        .await
-        .list_certificates(pb::ListCertificatesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.certificates.len(), 1);
+    assert_eq!(harness.certificates().await.len(), 1);
 }
 
 #[tokio::test]
