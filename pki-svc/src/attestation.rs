@@ -29,7 +29,7 @@ pub enum NotManaged {
     InvalidCertificate,
     /// Not issued by the device CA or a trusted customer CA.
     UntrustedIssuer,
-    /// Outside its validity window.
+    /// Outside its validity window, or its CA's.
     CertExpired,
     /// Not for client authentication.
     CertNotClientAuth,
@@ -151,7 +151,8 @@ impl Attestation {
             serial_number: serial_number.clone(),
             issuer_ca: anchor.issuer_ca.clone(),
         };
-        if !leaf.validity().is_valid() {
+        // The chain's validity window: the certificate's, and its CA's.
+        if !leaf.validity().is_valid() || anchor.expired() {
             return Ok(refuse(Some(attested), NotManaged::CertExpired));
         }
         let client_auth = matches!(leaf.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth);

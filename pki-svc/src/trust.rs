@@ -32,6 +32,15 @@ pub struct Anchor {
     /// (revocation unknown: its certificates do not attest). Unused for the device CA, whose
     /// revocations are in the inventory.
     pub revoked: Option<HashSet<String>>,
+    /// The CA certificate's notAfter, in seconds: past it, what it signed no longer attests.
+    pub not_after: i64,
+}
+
+impl Anchor {
+    /// Whether the CA certificate is past its end.
+    pub fn expired(&self) -> bool {
+        now_micros() / 1_000_000 >= self.not_after
+    }
 }
 
 /// Certificates whose issuer was found (by SHA-256 of their DER) that a snapshot remembers, so a
@@ -185,20 +194,20 @@ impl Trust {
             return Ok(());
         }
         let mut by_subject: HashMap<Vec<u8>, Vec<Arc<Anchor>>> = HashMap::new();
-        let mut add = |anchor: Anchor| -> Result<()> {
-            let (_, cert) = x509_parser::parse_x509_certificate(&anchor.certificate_der)
-                .map_err(|e| Error::Corrupt(format!("trusted CA {}: {e}", anchor.issuer_ca)))?;
-            by_subject
-                .entry(cert.subject().as_raw().to_vec())
-                .or_default()
-                .push(Arc::new(anchor));
+        let mut add = |issuer_ca: String, certificate_der: Vec<u8>, revoked| -> Result<()> {
+            let (_, cert) = x509_parser::parse_x509_certificate(&certificate_der)
+                .map_err(|e| Error::Corrupt(format!("trusted CA {issuer_ca}: {e}")))?;
+            let subject = cert.subject().as_raw().to_vec();
+            let not_after = cert.validity().not_after.timestamp();
+            by_subject.entry(subject).or_default().push(Arc::new(Anchor {
+                issuer_ca,
+                certificate_der,
+                revoked,
+                not_after,
+            }));
             Ok(())
         };
-        add(Anchor {
-            issuer_ca: DEVICE_CA.to_owned(),
-            certificate_der: self.device_ca_der.clone(),
-            revoked: None,
-        })?;
+        add(DEVICE_CA.to_owned(), self.device_ca_der.clone(), None)?;
         for record in records {
             let Some(issuing) = pem_certificates(&record.certificates_pem).into_iter().next() else {
                 return Err(Error::Corrupt(format!("trusted CA {} has no certificate", record.id)));
@@ -210,11 +219,7 @@ impl Trust {
                 },
                 _ => None,
             };
-            add(Anchor {
-                issuer_ca: record.id,
-                certificate_der: issuing,
-                revoked,
-            })?;
+            add(record.id, issuing, revoked)?;
         }
         let snapshot = Arc::new(TrustSnapshot {
             by_subject,

@@ -267,6 +267,15 @@ struct CustomerCa {
 
 impl CustomerCa {
     fn new(name: &str) -> Self {
+        Self::valid_until(name, None)
+    }
+
+    /// A CA whose certificate ended a day ago.
+    fn expired(name: &str) -> Self {
+        Self::valid_until(name, Some(OffsetDateTime::now_utc() - Duration::days(1)))
+    }
+
+    fn valid_until(name: &str, not_after: Option<OffsetDateTime>) -> Self {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -274,6 +283,10 @@ impl CustomerCa {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        if let Some(not_after) = not_after {
+            params.not_before = not_after - Duration::days(365);
+            params.not_after = not_after;
+        }
         let der = params.self_signed(&key).unwrap().der().to_vec();
         Self {
             issuer: Issuer::new(params, key),
@@ -632,4 +645,35 @@ async fn a_mobile_management_hint_attests_with_the_current_secret_only() {
         .await
         .unwrap_err();
     assert_eq!(reason(&status), "MOBILE_INTEGRATION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_certificate_of_an_expired_customer_ca_does_not_attest() {
+    let harness = Harness::start().await;
+    let customer = CustomerCa::expired("Retired CA");
+    let imported = harness
+        .admin()
+        .await
+        .import_trusted_ca(pb::ImportTrustedCaRequest {
+            display_name: "Retired".into(),
+            certificates_pem: customer.pem(),
+            crl_url: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    harness
+        .operator()
+        .await
+        .upload_trusted_ca_crl(pb::UploadTrustedCaCrlRequest {
+            id: imported.id.clone(),
+            crl: customer.crl(1, &[], Duration::hours(1)),
+        })
+        .await
+        .unwrap();
+    // The leaf itself is within its own validity window.
+    let (leaf, key) = customer.leaf_rsa("laptop", true, false);
+    let answer = attest(&harness, desktop("d", vec![leaf], rsa_sign(&key, NONCE))).await;
+    assert_eq!(answer.reason, "CERT_EXPIRED");
+    assert_eq!(answer.issuer_ca, imported.id);
 }
