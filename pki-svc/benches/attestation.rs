@@ -37,7 +37,6 @@ use portcullis_proto::device::v1::Platform;
 use portcullis_proto::pki::v1 as pb;
 use portcullis_proto::pki::v1::pki_service_client::PkiServiceClient;
 use rcgen::{Attribute, CertificateParams, DistinguishedName, DnType, KeyPair};
-use service_kit::config::Settings;
 use service_kit::identity::Role;
 use service_kit::shutdown::Shutdown;
 use test_support::bench::{
@@ -101,17 +100,12 @@ struct Service {
 }
 
 async fn start(pki: &TestPki, database_url: &str) -> Service {
-    let files = pki.service_files("pki-svc");
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
-    let mut settings = Settings::default();
+    let mut settings = test_support::service_settings(pki, "pki-svc", database_url);
     settings
-        .set("tls_ca", files.ca.display().to_string())
-        .set("tls_cert", files.cert.display().to_string())
-        .set("tls_key", files.key.display().to_string())
-        .set("database_url", database_url)
         .set("ca_encryption_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         .set("public_url", format!("http://{http_addr}"))
         .set("request_timeout_ms", "60000");

@@ -82,7 +82,6 @@ use pki_svc::store::{CertificateRecord, Store, StoredStatus};
 use portcullis_proto::pki::v1 as pb;
 use portcullis_proto::pki::v1::pki_service_client::PkiServiceClient;
 use rcgen::{Attribute, CertificateParams, DistinguishedName, DnType, KeyPair};
-use service_kit::config::Settings;
 use service_kit::identity::Role;
 use test_support::bench::{
     Args, Backend, BenchDatabase, CpuTimes, CpuUse, Latencies, PhaseResult, Step, drive, load_average, nproc,
@@ -479,16 +478,10 @@ impl Service {
     async fn start(pki: &TestPki, database_url: &str) -> Self {
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_addr = http.local_addr().unwrap();
-        let files = pki.service_files("pki-svc");
-        let mut settings = Settings::default();
+        let mut settings = test_support::service_settings(pki, "pki-svc", database_url);
         settings
-            .set("tls_ca", files.ca.display().to_string())
-            .set("tls_cert", files.cert.display().to_string())
-            .set("tls_key", files.key.display().to_string())
-            .set("database_url", database_url)
             .set("database_max_connections", db_connections().to_string())
             .set("request_timeout_ms", "60000")
-            .set("page_token_secret", "bench-page-token-secret")
             .set("ca_encryption_key", CA_KEY)
             .set("public_url", format!("http://{http_addr}"));
         let config = PkiConfig::from_settings(&settings).unwrap();
@@ -836,13 +829,7 @@ async fn store_phase(
 
 /// A certificate row as the server records one (the DER is a real issued certificate's).
 fn stored_certificate(serial: &str, transaction_id: &str, certificate_der: &[u8]) -> CertificateRecord {
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap();
+    let now = service_kit::clock::now_micros();
     CertificateRecord {
         id: uuid::Uuid::now_v7().to_string(),
         serial_number: serial.to_owned(),

@@ -184,8 +184,13 @@ fn read_ca_files(files: &CaFiles) -> Result<(Vec<u8>, Vec<u8>), AuthorityError> 
 
 /// The contents of the first PEM block labelled `label`.
 pub fn pem_block(text: &[u8], label: &str) -> Option<Vec<u8>> {
+    pem_blocks(text, label).next()
+}
+
+/// The contents of every PEM block labelled `label`, in order.
+pub fn pem_blocks<'a>(text: &'a [u8], label: &'a str) -> impl Iterator<Item = Vec<u8>> + 'a {
     x509_parser::pem::Pem::iter_from_buffer(text)
         .filter_map(|pem| pem.ok())
-        .find(|pem| pem.label == label)
+        .filter(move |pem| pem.label == label)
         .map(|pem| pem.contents)
 }

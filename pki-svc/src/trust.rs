@@ -147,11 +147,7 @@ pub fn check_crl(der: &[u8], ca_der: &[u8]) -> std::result::Result<CheckedCrl, S
 
 /// The DER certificates in a PEM bundle.
 pub fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
-    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
-        .filter_map(|block| block.ok())
-        .filter(|block| block.label == "CERTIFICATE")
-        .map(|block| block.contents)
-        .collect()
+    crate::authority::pem_blocks(pem.as_bytes(), "CERTIFICATE").collect()
 }
 
 impl Trust {

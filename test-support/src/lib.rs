@@ -186,13 +186,18 @@ impl RunningService {
 /// The settings every service needs in a test: its certificate files from `pki`, `database`
 /// and a page-token secret.
 pub fn base_settings(pki: &TestPki, service: &str, database: &TestDatabase) -> service_kit::config::Settings {
+    service_settings(pki, service, &database.url)
+}
+
+/// [`base_settings`] for a database given by URL (the load generators' own databases).
+pub fn service_settings(pki: &TestPki, service: &str, database_url: &str) -> service_kit::config::Settings {
     let files = pki.service_files(service);
     let mut settings = service_kit::config::Settings::default();
     settings
         .set("tls_ca", files.ca.display().to_string())
         .set("tls_cert", files.cert.display().to_string())
         .set("tls_key", files.key.display().to_string())
-        .set("database_url", database.url.clone())
+        .set("database_url", database_url)
         .set("page_token_secret", "test-page-token-secret");
     settings
 }

@@ -68,6 +68,8 @@ struct SubjectPatterns(std::sync::Mutex<std::collections::HashMap<String, Regex>
 
 /// Patterns kept compiled at most; integrations are few, so this only bounds a pathological case.
 const MAX_COMPILED_PATTERNS: usize = 1024;
+/// Integrations remembered at most, bounded for the same reason.
+const MAX_KNOWN_INTEGRATIONS: usize = 1024;
 
 impl SubjectPatterns {
     /// `pattern` anchored to the whole subject, compiled once; `None` for the empty pattern.
@@ -116,7 +118,7 @@ impl ScepServer {
         let mut known = self.integrations.lock();
         match record {
             Some(record) => {
-                if known.len() >= MAX_COMPILED_PATTERNS {
+                if known.len() >= MAX_KNOWN_INTEGRATIONS {
                     known.clear();
                 }
                 known.insert(name.to_owned(), record.clone());
