@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "portcullis/session/v1/directory.proto",
     "portcullis/session/v1/session.proto",
     "portcullis/pki/v1/pki.proto",
+    "portcullis/policy/v1/policy.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -29,3 +29,12 @@ pub mod pki {
         tonic::include_proto!("portcullis.pki.v1");
     }
 }
+
+/// `portcullis.policy.v1`: sign-in policy and decisions.
+pub mod policy {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("portcullis.policy.v1");
+    }
+}
