@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::data_dir::{ADMIN_OPERATOR, DataDir, VIEWER_OPERATOR};
+use crate::default_policy::TEST_CLIENT_ID;
 use crate::default_scep::DefaultScep;
-use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC, pki_http};
+use crate::suite::{DEVICE_SVC, Member, PKI_SVC, POLICY_SVC, PortBase, SESSION_SVC, pki_http};
 
 /// The banner's last line; scripts and tests wait for it.
 pub const READY_LINE: &str = "Press Ctrl-C to stop.";
@@ -44,6 +45,8 @@ pub fn render(data: &DataDir, base: PortBase, running: &[Member], scep: &Default
     let scep_url = &scep.url;
     let challenge = &scep.challenge;
     let crl_url = format!("http://localhost:{}/crl/device.crl", pki_http(base).port());
+    let policy = format!("localhost:{}", POLICY_SVC.ports(base).grpc.port());
+    let policy_service = "portcullis.policy.v1.PolicyService";
 
     let _ = write!(
         out,
@@ -73,6 +76,14 @@ Then list what the device CA issued, revoke it, and read the CRL:
   grpcurl {as_admin} {pki} portcullis.pki.v1.PkiService/ListCertificates
   grpcurl {as_admin} -d '{{\"serialNumber\": \"<serial>\", \"reason\": \"CERTIFICATE_REVOCATION_REASON_KEY_COMPROMISE\"}}' {pki} portcullis.pki.v1.PkiService/RevokeCertificate
   curl -s {crl_url} | openssl crl -inform DER -noout -text
+
+Sign-in policy: export it as YAML, simulate a sign-in from an unmanaged laptop (the policy asks for
+a password and TOTP, and says rule by rule and condition by condition why), and apply an
+edited document (with `dryRun` set to true it only lists the changes):
+
+  grpcurl {as_viewer} -d '{{\"format\": \"DOCUMENT_FORMAT_YAML\"}}' {policy} {policy_service}/ExportConfiguration
+  grpcurl {as_viewer} -d '{{\"context\": {{\"clientId\": \"{TEST_CLIENT_ID}\", \"user\": {{\"id\": \"alice\"}}, \"network\": {{\"clientAddress\": \"203.0.113.7\"}}, \"device\": {{\"id\": \"laptop\", \"registered\": true, \"platform\": \"PLATFORM_MACOS\"}}}}}}' {policy} {policy_service}/Simulate
+  grpcurl {as_admin} -d '{{\"document\": \"<document>\"}}' {policy} {policy_service}/ApplyConfiguration
 
 The viewer operator may read but not change anything; this is refused with PermissionDenied:
 

@@ -3,6 +3,7 @@
 mod banner;
 mod cli;
 mod data_dir;
+mod default_policy;
 mod default_scep;
 mod identities;
 mod suite;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use device_svc::config::DeviceConfig;
 use pki_svc::PkiListeners;
 use pki_svc::config::PkiConfig;
+use policy_svc::config::PolicyConfig;
 use service_kit::config::{ConfigError, Settings};
 use service_kit::shutdown::Shutdown;
 use session_svc::config::SessionConfig;
@@ -23,9 +24,10 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::banner;
 use crate::cli::UpOptions;
 use crate::data_dir::{DataDir, DataDirError};
+use crate::default_policy::{self, DefaultPolicyError};
 use crate::default_scep::{self, DefaultScep, DefaultScepError};
 use crate::identities::{self, IdentityError};
-use crate::suite::{DEVICE_SVC, Member, PKI_SVC, PortBase, SESSION_SVC, pki_http};
+use crate::suite::{DEVICE_SVC, Member, PKI_SVC, POLICY_SVC, PortBase, SESSION_SVC, pki_http};
 
 /// How long the suite may take to serve, migrations included, before `up` gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,6 +100,9 @@ pub enum UpError {
     /// The default SCEP integration could not be made.
     #[error(transparent)]
     DefaultScep(#[from] DefaultScepError),
+    /// The default sign-in configuration could not be applied.
+    #[error(transparent)]
+    DefaultPolicy(#[from] DefaultPolicyError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -151,10 +156,12 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
     let device_config = device_config(&data, port_base)?;
     let session_config = session_config(&data, port_base)?;
     let pki_config = pki_config(&data, port_base)?;
+    let policy_config = policy_config(&data, port_base)?;
     let (device_listener, device_admin_listener) = bind(DEVICE_SVC, port_base).await?;
     let (session_listener, session_admin_listener) = bind(SESSION_SVC, port_base).await?;
     let (pki_listener, pki_admin_listener) = bind(PKI_SVC, port_base).await?;
     let pki_http_listener = bind_one(PKI_SVC, pki_http(port_base)).await?;
+    let (policy_listener, policy_admin_listener) = bind(POLICY_SVC, port_base).await?;
 
     let mut suite = Suite {
         tasks: JoinSet::new(),
@@ -184,6 +191,14 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
         }
         device_svc::serve_on(device_config, device_listener, device_admin_listener, device_shutdown).await
     });
+    let gate = (identities.clone(), shutdown.clone());
+    let policy_shutdown = shutdown.clone();
+    suite.spawn(POLICY_SVC, async move {
+        if !after_identities(gate).await {
+            return Ok(());
+        }
+        policy_svc::serve_on(policy_config, policy_listener, policy_admin_listener, policy_shutdown).await
+    });
     let gate = (identities, shutdown.clone());
     let session_shutdown = shutdown.clone();
     suite.spawn(SESSION_SVC, async move {
@@ -206,6 +221,7 @@ async fn up(options: UpOptions) -> Result<(), UpError> {
         identities::issue_missing(data, port_base).await?;
         let _ = identities_issued.send(true);
         wait_until_serving(&members, port_base).await?;
+        default_policy::ensure(data, port_base).await?;
         Ok::<DefaultScep, UpError>(default_scep::ensure(data, port_base).await?)
     };
     supervise(suite, data, port_base, &shutdown, ready).await
@@ -257,6 +273,15 @@ fn session_config(data: &DataDir, base: PortBase) -> Result<SessionConfig, UpErr
     settings.set("totp_encryption_key", data.totp_encryption_key());
     SessionConfig::from_settings(&settings).map_err(|source| UpError::Config {
         service: SESSION_SVC.name,
+        source,
+    })
+}
+
+/// policy-svc's settings: only what every member takes.
+fn policy_config(data: &DataDir, base: PortBase) -> Result<PolicyConfig, UpError> {
+    let settings = member_settings(POLICY_SVC, data, base);
+    PolicyConfig::from_settings(&settings).map_err(|source| UpError::Config {
+        service: POLICY_SVC.name,
         source,
     })
 }

@@ -329,6 +329,92 @@ async fn up_serves_device_svc_over_mtls_and_keeps_its_data_across_a_restart() {
     assert!(status.success(), "{status:?}");
 }
 
+// Multi-threaded, so the clients' connections answer the server's goodbye while the test
+// thread waits for the process to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_decides_sign_ins_with_its_default_policy_and_keeps_an_operators_edit_across_a_restart() {
+    use portcullis_proto::policy::v1 as policy;
+    use portcullis_proto::policy::v1::policy_service_client::PolicyServiceClient;
+
+    let temp = TempDir::new("up-policy");
+    let data_dir: PathBuf = temp.path().join("data");
+    let base = free_port_base();
+    let policy_port = base + 7;
+    let up = Up::start(&data_dir, base);
+    assert!(up.banner.contains("PolicyService/Simulate"), "{}", up.banner);
+    let data_dir = std::fs::canonicalize(&data_dir).unwrap();
+    let sign_in = |managed: bool, factors: Vec<policy::ProvenFactor>| policy::EvaluateRequest {
+        context: Some(policy::SignInContext {
+            client_id: "portcullis-local-test".into(),
+            user: Some(policy::UserContext {
+                id: "alice".into(),
+                ..Default::default()
+            }),
+            device: Some(policy::DeviceContext {
+                id: "laptop".into(),
+                registered: true,
+                managed,
+                status: "ACTIVE".into(),
+                platform: pb::Platform::Macos as i32,
+                ..Default::default()
+            }),
+            network: Some(policy::NetworkContext {
+                client_address: "203.0.113.7".into(),
+                forwarded_for: Vec::new(),
+            }),
+            factors,
+            ..Default::default()
+        }),
+    };
+    let fastpass = policy::ProvenFactor {
+        r#type: policy::FactorType::Fastpass as i32,
+        phishing_resistant: true,
+        device_bound: true,
+        verify_time: Some(service_kit::clock::timestamp(service_kit::clock::now_micros())),
+        ..Default::default()
+    };
+    let mut gateway = PolicyServiceClient::new(channel(&data_dir, policy_port, "gateway").await);
+    let managed = gateway
+        .evaluate(sign_in(true, vec![fastpass]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(managed.outcome, policy::Outcome::Allow as i32, "{managed:?}");
+    let unmanaged = gateway.evaluate(sign_in(false, Vec::new())).await.unwrap().into_inner();
+    assert_eq!(unmanaged.outcome, policy::Outcome::Challenge as i32, "{unmanaged:?}");
+    assert_eq!(
+        unmanaged.matched[1].rule_name,
+        "Everyone else proves a password and TOTP"
+    );
+
+    // An operator's edit survives a restart: the default is applied only to an empty configuration.
+    let mut admin = PolicyServiceClient::new(channel(&data_dir, policy_port, "operator-admin").await);
+    let mut app = admin
+        .lookup_app(policy::LookupAppRequest {
+            client_id: "portcullis-local-test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.name = "Renamed by the operator".into();
+    admin
+        .update_app(policy::UpdateAppRequest { app: Some(app) })
+        .await
+        .unwrap();
+    assert!(up.terminate().success());
+    let up = Up::start(&data_dir, base);
+    let mut viewer = PolicyServiceClient::new(channel(&data_dir, policy_port, "operator-viewer").await);
+    let apps = viewer
+        .list_apps(policy::ListAppsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .apps;
+    let names: Vec<_> = apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["Renamed by the operator"]);
+    assert!(up.terminate().success());
+}
+
 #[test]
 fn up_says_which_port_is_taken_and_fails_without_panicking() {
     let temp = TempDir::new("up-taken");
