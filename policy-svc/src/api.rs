@@ -91,6 +91,18 @@ impl PolicyApi {
         self.in_force.get().config.clone()
     }
 
+    /// The type of the policy with this id (rules take their shape from it).
+    fn policy_type_of(&self, policy_id: &str) -> Result<PolicyType, Error> {
+        self.config()
+            .policies
+            .get(policy_id)
+            .map(|p| p.policy_type)
+            .ok_or_else(|| Error::NotFound {
+                kind: "policy",
+                id: policy_id.to_owned(),
+            })
+    }
+
     fn page<T: Clone>(
         &self,
         scope: &str,
@@ -447,16 +459,7 @@ impl PolicyService for PolicyApi {
 
     async fn create_rule(&self, request: Request<pb::CreateRuleRequest>) -> Reply<pb::Rule> {
         let pb::CreateRuleRequest { policy_id, rule } = request.into_inner();
-        let policy_type = self
-            .config()
-            .policies
-            .get(&policy_id)
-            .map(|p| p.policy_type)
-            .ok_or_else(|| Error::NotFound {
-                kind: "policy",
-                id: policy_id.clone(),
-            })?;
-        let (_, mut rule) = convert::rule_from_proto(rule, policy_type)?;
+        let (_, mut rule) = convert::rule_from_proto(rule, self.policy_type_of(&policy_id)?)?;
         rule.id = edit::new_id();
         let now = now_micros();
         let rule = self
@@ -468,16 +471,7 @@ impl PolicyService for PolicyApi {
     async fn update_rule(&self, request: Request<pb::UpdateRuleRequest>) -> Reply<pb::Rule> {
         let rule = request.into_inner().rule;
         let policy_id = rule.as_ref().map(|r| r.policy_id.clone()).unwrap_or_default();
-        let policy_type = self
-            .config()
-            .policies
-            .get(&policy_id)
-            .map(|p| p.policy_type)
-            .ok_or_else(|| Error::NotFound {
-                kind: "policy",
-                id: policy_id.clone(),
-            })?;
-        let (_, rule) = convert::rule_from_proto(rule, policy_type)?;
+        let (_, rule) = convert::rule_from_proto(rule, self.policy_type_of(&policy_id)?)?;
         let now = now_micros();
         let rule = self
             .change(|config| edit::update_rule(config, &policy_id, rule, now))

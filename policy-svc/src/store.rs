@@ -15,9 +15,7 @@ use service_kit::filter::{SqlCondition, SqlValue};
 use sqlx::{AnyConnection, Row};
 
 use crate::error::Error;
-use crate::model::{
-    App, AssurancePolicy, ClientType, Configuration, Grace, Policy, PolicyType, Rule, Zone, ZoneKind, short_name,
-};
+use crate::model::{App, AssurancePolicy, ClientType, Configuration, Grace, Policy, PolicyType, Rule, Zone, ZoneKind};
 
 /// The database.
 #[derive(Debug, Clone)]
@@ -578,9 +576,4 @@ async fn write_differences(conn: &mut AnyConnection, old: &Configuration, new: &
         }
     }
     Ok(())
-}
-
-/// A platform's short name (`MACOS`), for messages.
-pub fn platform_short_name(platform: Platform) -> &'static str {
-    short_name(platform.as_str_name(), "PLATFORM_")
 }

@@ -21,6 +21,37 @@ pub struct AccessRule {
     pub allowed: &'static [Caller],
 }
 
+/// How `rules` fail to cover the RPCs of proto package `package` (`portcullis.pki.v1`) one to
+/// one: an RPC without exactly one rule, or a rule for no RPC. Empty when they match; each
+/// service's tests assert that, so no RPC is left to default deny by mistake.
+pub fn coverage_gaps(package: &str, rules: &[AccessRule]) -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(portcullis_proto::FILE_DESCRIPTOR_SET) else {
+        return vec!["the descriptor set does not decode".to_owned()];
+    };
+    let mut gaps = Vec::new();
+    let mut paths = Vec::new();
+    for file in set.file.iter().filter(|f| f.package() == package) {
+        for service in &file.service {
+            for method in &service.method {
+                let path = format!("/{package}.{}/{}", service.name(), method.name());
+                let count = rules.iter().filter(|r| r.method == path).count();
+                if count != 1 {
+                    gaps.push(format!("{path} has {count} rules"));
+                }
+                paths.push(path);
+            }
+        }
+    }
+    if paths.is_empty() {
+        gaps.push(format!("package {package} has no RPCs"));
+    }
+    for rule in rules.iter().filter(|r| !paths.iter().any(|p| p == r.method)) {
+        gaps.push(format!("{} is no RPC of {package}", rule.method));
+    }
+    gaps
+}
+
 /// Method-path prefixes any authenticated caller may use: reflection and health carry no data.
 const OPEN_TO_AUTHENTICATED: &[&str] = &[
     "/grpc.reflection.v1.ServerReflection/",
