@@ -11,18 +11,9 @@ impl Version {
     /// Parses the leading dotted-number part of `text` (`"17.1.2 (21F90)"` reads as `17.1.2`).
     /// `None` when it does not start with a number or a segment overflows.
     pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
         let mut segments = Vec::new();
-        for part in text.split('.') {
-            let digits = part.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                break;
-            }
-            segments.push(part[..digits].parse().ok()?);
-            if digits != part.len() {
-                break;
-            }
+        for segment in Segments::new(text) {
+            segments.push(segment?);
         }
         if segments.is_empty() {
             return None;
@@ -31,6 +22,64 @@ impl Version {
             segments.pop();
         }
         Some(Self(segments))
+    }
+
+    /// How the version `text` orders against this one, read as [`Version::parse`] reads it but
+    /// without allocating (decisions compare a device's version on every sign-in).
+    pub fn compare_text(&self, text: &str) -> Option<Ordering> {
+        let mut order = Ordering::Equal;
+        let mut count = 0;
+        for (index, segment) in Segments::new(text).enumerate() {
+            let segment = segment?;
+            if order == Ordering::Equal {
+                order = segment.cmp(self.0.get(index).unwrap_or(&0));
+            }
+            count = index + 1;
+        }
+        if count == 0 {
+            return None;
+        }
+        if order == Ordering::Equal && self.0.iter().skip(count).any(|s| *s != 0) {
+            order = Ordering::Less;
+        }
+        Some(order)
+    }
+}
+
+/// The leading dotted-number segments of a version string: each `Some(n)`, or `None` for one
+/// that overflows.
+struct Segments<'a> {
+    parts: std::str::Split<'a, char>,
+    done: bool,
+}
+
+impl<'a> Segments<'a> {
+    fn new(text: &'a str) -> Self {
+        let text = text.trim();
+        let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
+        Self {
+            parts: text.split('.'),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Segments<'_> {
+    type Item = Option<u64>;
+
+    fn next(&mut self) -> Option<Option<u64>> {
+        if self.done {
+            return None;
+        }
+        let part = self.parts.next()?;
+        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            self.done = true;
+            return None;
+        }
+        // A suffix (`1 (21F90)`, `2-beta`) ends the version.
+        self.done = digits != part.len();
+        Some(part.get(..digits).and_then(|d| d.parse().ok()))
     }
 }
 
@@ -72,6 +121,40 @@ mod tests {
         ];
         for (left, right, expected) in cases {
             assert_eq!(compare(left, right), Some(expected), "{left} vs {right}");
+        }
+    }
+
+    #[test]
+    fn comparing_text_without_parsing_it_agrees_with_parsing_it() {
+        let texts = [
+            "10.0.19045",
+            "10.0.9999",
+            "14.2",
+            "14.2.0",
+            "14.10",
+            "14.9.9",
+            "17.1.2 (21F90)",
+            "17.1.2",
+            "v1.2",
+            "1.10",
+            "7",
+            "7.0.1",
+            "0",
+            "latest",
+            "",
+            "99999999999999999999999",
+            "1.99999999999999999999999",
+        ];
+        for left in texts {
+            for right in texts {
+                if let Some(right_version) = Version::parse(right) {
+                    assert_eq!(
+                        right_version.compare_text(left),
+                        compare(left, right),
+                        "{left} vs {right}"
+                    );
+                }
+            }
         }
     }
 

@@ -503,6 +503,13 @@ pub(super) fn compare_version<'a>(
     parsed: Option<&Version>,
 ) -> Result<Ordering, Undefined> {
     let this = ev.eval(receiver)?;
+    // The common case, an attribute against a literal, compares without building a version.
+    if let (Some(theirs), Value::Str(text)) = (parsed, &this)
+        && let Some(order) = theirs.compare_text(text)
+    {
+        ev.charge_bytes(text.len())?;
+        return Ok(order);
+    }
     let mine = parse_version(
         ev,
         &Site {

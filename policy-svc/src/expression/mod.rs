@@ -56,10 +56,10 @@
 //!   bytes, list and group scans a step per 64 items, so large attribute values cannot make an
 //!   expression expensive.
 //!
-//! Comparing attributes with literals and `isMemberOf` allocate nothing during evaluation. A
-//! version comparison allocates once, for the segments of the version it reads
-//! ([`crate::version::Version`] holds them in a `Vec`); a literal version is parsed once, when the
-//! expression is. Methods that build strings (`toLowerCase` of mixed case, `+`) allocate.
+//! Comparing attributes with literals, `isMemberOf`, and comparing an attribute's version with a
+//! literal one (read in place against the literal, parsed once when the expression is) allocate
+//! nothing during evaluation. Methods that build strings (`toLowerCase` of mixed case, `+`)
+//! allocate.
 
 mod datetime;
 mod eval;
