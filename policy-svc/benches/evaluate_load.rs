@@ -86,9 +86,13 @@ async fn main() {
     let shapes = shapes();
     let measured: Arc<Mutex<Measured>> = Arc::default();
     let into = measured.clone();
-    run("evaluate_load", "users", args, "policy-bench.db", move |args, pki, db| async move {
-        bench(args, shapes, pki, db, into).await
-    })
+    run(
+        "evaluate_load",
+        "users",
+        args,
+        "policy-bench.db",
+        move |args, pki, db| async move { bench(args, shapes, pki, db, into).await },
+    )
     .await;
     let Measured {
         windows: outcome,
@@ -96,7 +100,9 @@ async fn main() {
         recorded,
     } = std::mem::take(&mut *measured.lock().unwrap());
     println!();
-    println!("| backend | phase | per second | p50 ms | p90 ms | p99 ms | CPU cores: bench process / others / idle | core-µs each (all processes) |");
+    println!(
+        "| backend | phase | per second | p50 ms | p90 ms | p99 ms | CPU cores: bench process / others / idle | core-µs each (all processes) |"
+    );
     println!("|---|---|---:|---:|---:|---:|---|---:|");
     // The first pass is untimed in spirit: it reads and records every device's first failures.
     for Window { result, cpu, .. } in outcome.iter().skip(1) {
@@ -141,7 +147,11 @@ async fn main() {
     }
     println!(
         "decision events: {recorded} recorded for {answered} decisions answered: {}",
-        if recorded == answered { "every decision recorded" } else { "MISMATCH" }
+        if recorded == answered {
+            "every decision recorded"
+        } else {
+            "MISMATCH"
+        }
     );
     println!("load average at the end: {}", test_support::bench::load_average());
     if recorded != answered {
@@ -473,8 +483,16 @@ fn sign_in(k: usize, now: i64) -> pb::SignInContext {
                 draw.pick(&["10.0.19045", "10.0.22631", "10.0.26100"]),
                 DiskEncryptionType::AllInternalVolumes,
             ),
-            70..85 => (Platform::Ios, draw.pick(&["16.7.8", "17.4", "18.1"]), DiskEncryptionType::Full),
-            85..95 => (Platform::Android, draw.pick(&["13", "14", "15"]), DiskEncryptionType::Full),
+            70..85 => (
+                Platform::Ios,
+                draw.pick(&["16.7.8", "17.4", "18.1"]),
+                DiskEncryptionType::Full,
+            ),
+            85..95 => (
+                Platform::Android,
+                draw.pick(&["13", "14", "15"]),
+                DiskEncryptionType::Full,
+            ),
             _ => (Platform::Linux, "6.8", DiskEncryptionType::None),
         };
         pb::DeviceContext {
@@ -498,7 +516,10 @@ fn sign_in(k: usize, now: i64) -> pb::SignInContext {
         0..20 => (format!("198.51.100.{host}"), Vec::new()),
         20..30 => ("10.0.0.1".to_owned(), vec![format!("198.51.100.{host}, 10.0.0.2")]),
         30..40 => (format!("203.0.113.{}", 128 + host % 127), Vec::new()),
-        40..50 => (format!("100.{}.{}.{host}", 64 + host % 64, draw.next() % 256), Vec::new()),
+        40..50 => (
+            format!("100.{}.{}.{host}", 64 + host % 64, draw.next() % 256),
+            Vec::new(),
+        ),
         50..51 => ("203.0.113.66".to_owned(), Vec::new()),
         _ => (format!("192.0.2.{host}"), Vec::new()),
     };
@@ -597,7 +618,11 @@ async fn start(pki: &TestPki, database_url: &str) -> Service {
     );
     let shutdown = Shutdown::new();
     let task = tokio::spawn(policy_svc::serve_on(config, grpc, admin, shutdown.clone()));
-    let viewer = PolicyServiceClient::new(channel(addr, &pki.operator("bench-viewer", Role::Viewer)).await.unwrap());
+    let viewer = PolicyServiceClient::new(
+        channel(addr, &pki.operator("bench-viewer", Role::Viewer))
+            .await
+            .unwrap(),
+    );
     wait_until_ready(|| {
         let mut viewer = viewer.clone();
         async move { viewer.list_policies(pb::ListPoliciesRequest::default()).await }
@@ -620,7 +645,10 @@ async fn clients(addr: SocketAddr, tls: &TlsMaterial, channels: usize, count: us
 
 /// Decision events in the database now.
 async fn events(pool: &sqlx::AnyPool) -> u64 {
-    let row = sqlx::query("SELECT COUNT(*) FROM decision_events").fetch_one(pool).await.unwrap();
+    let row = sqlx::query("SELECT COUNT(*) FROM decision_events")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     u64::try_from(row.get::<i64, _>(0)).unwrap()
 }
 
@@ -652,7 +680,11 @@ async fn bench(
     measured: Arc<Mutex<Measured>>,
 ) -> Vec<PhaseResult> {
     let service = start(&pki, &db.url).await;
-    let mut admin = PolicyServiceClient::new(channel(service.addr, &pki.operator("bench-admin", Role::Admin)).await.unwrap());
+    let mut admin = PolicyServiceClient::new(
+        channel(service.addr, &pki.operator("bench-admin", Role::Admin))
+            .await
+            .unwrap(),
+    );
     let applied = admin
         .apply_configuration(pb::ApplyConfigurationRequest {
             document: CONFIGURATION.to_owned(),
@@ -690,7 +722,11 @@ async fn bench(
                     .await
                 {
                     Ok(response) => {
-                        *decided.lock().unwrap().entry(decided_by(response.get_ref())).or_default() += 1;
+                        *decided
+                            .lock()
+                            .unwrap()
+                            .entry(decided_by(response.get_ref()))
+                            .or_default() += 1;
                         Step::Ok(false)
                     }
                     Err(status) => Step::Err(status.to_string()),
@@ -702,7 +738,10 @@ async fn bench(
     let (lat, wall) = drive(600, None, states, first_pass).await;
     answered += lat.all.len() as u64;
     let first = report(
-        &format!("first pass: each of {} users' sign-ins once, 2 channels, 64 in flight", args.count),
+        &format!(
+            "first pass: each of {} users' sign-ins once, 2 channels, 64 in flight",
+            args.count
+        ),
         lat,
         wall,
         None,
@@ -831,7 +870,9 @@ where
 {
     let before = CpuTimes::now();
     let (lat, wall) = drive(seconds, None, states, call).await;
-    let cpu = before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before, wall));
+    let cpu = before
+        .zip(CpuTimes::now())
+        .map(|(before, after)| after.since(&before, wall));
     let result = report(name, lat, wall, None);
     print_cpu(cpu, result.rate, "call");
     Window {
@@ -890,11 +931,11 @@ fn decide_alone(contexts: &[pb::SignInContext], seconds: u64) -> Window {
     let compiled = policy_svc::compiled::Compiled::build(1, Arc::new(config)).unwrap();
     let sign_ins: Vec<_> = contexts
         .iter()
-        .map(|c| policy_svc::convert::sign_in_from_proto(Some(c.clone())).unwrap())
+        .map(|c| policy_svc::convert::sign_in_from_proto(Some(c.clone()), now).unwrap())
         .collect();
     let convert_began = Instant::now();
     for context in contexts {
-        std::hint::black_box(policy_svc::convert::sign_in_from_proto(Some(context.clone())).unwrap());
+        std::hint::black_box(policy_svc::convert::sign_in_from_proto(Some(context.clone()), now).unwrap());
     }
     let convert_micros = convert_began.elapsed().as_secs_f64() * 1e6 / contexts.len() as f64;
     let mut all = Vec::new();
@@ -978,7 +1019,9 @@ async fn log_alone(url: &str, batch: usize, seconds: u64) -> Window {
         all.push(u64::try_from(t.elapsed().as_micros()).unwrap());
     }
     let wall = began.elapsed();
-    let cpu = before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before, wall));
+    let cpu = before
+        .zip(CpuTimes::now())
+        .map(|(before, after)| after.since(&before, wall));
     let mut lat = test_support::bench::Latencies::default();
     let batches = all.len();
     lat.all = all;
