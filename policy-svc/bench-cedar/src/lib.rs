@@ -169,7 +169,7 @@ pub fn portcullis_sign_in(rule: usize) -> Result<SignIn, BuildError> {
         session_last_activity_time: None,
         behaviors: Vec::new(),
     };
-    policy_svc::convert::sign_in_from_proto(Some(context)).map_err(|e| BuildError::Portcullis(e.to_string()))
+    policy_svc::convert::sign_in_from_proto(Some(context), NOW).map_err(|e| BuildError::Portcullis(e.to_string()))
 }
 
 fn prost_timestamp(micros: i64) -> prost_types::Timestamp {
