@@ -50,9 +50,18 @@ fn compare(c: &mut Criterion, rules: usize) {
     let expected = format!("rule {rules}");
     let (portcullis_allows, portcullis_rule) = portcullis_verdict(&portcullis_decide(&compiled, &last));
     let (cedar_allows, cedar_rules) = cedar_decide(&authorizer, &request, &policies, &entities);
-    assert!(portcullis_allows && portcullis_rule == expected, "portcullis: {portcullis_rule}");
-    assert!(cedar_allows && cedar_rules == [expected.clone()], "cedar: {cedar_rules:?}");
-    assert_eq!(portcullis_verdict(&portcullis_decide(&compiled, &first)), (true, "rule 1".to_owned()));
+    assert!(
+        portcullis_allows && portcullis_rule == expected,
+        "portcullis: {portcullis_rule}"
+    );
+    assert!(
+        cedar_allows && cedar_rules == [expected.clone()],
+        "cedar: {cedar_rules:?}"
+    );
+    assert_eq!(
+        portcullis_verdict(&portcullis_decide(&compiled, &first)),
+        (true, "rule 1".to_owned())
+    );
     println!("{rules} rules: both engines allow the request by {expected:?}");
 
     let mut group = c.benchmark_group(group_name(rules));
@@ -77,7 +86,9 @@ fn criterion_dir() -> PathBuf {
     }
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(target) => PathBuf::from(target).join("criterion"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("criterion"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("criterion"),
     }
 }
 
@@ -85,7 +96,9 @@ fn criterion_dir() -> PathBuf {
 /// total time over iterations (what criterion prints as `time`), else the mean of the samples.
 fn mean_ns(group: &str, id: &str, since: SystemTime) -> Option<f64> {
     let path = criterion_dir().join(group).join(id).join("new").join("estimates.json");
-    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since);
     if !fresh {
         return None;
     }
@@ -99,7 +112,9 @@ fn summary(since: SystemTime) {
     let time = |ns: Option<f64>| ns.map_or_else(|| "—".to_owned(), |ns| format!("{:.2}", ns / 1000.0));
     let rate = |ns: Option<f64>| ns.map_or_else(|| "—".to_owned(), |ns| format!("{:.0}", 1e9 / ns));
     println!();
-    println!("| rules | Portcullis µs (last rule) | Portcullis decisions/s | Portcullis µs (rule 1) | Cedar µs | Cedar decisions/s | Portcullis ÷ Cedar throughput | target ≥ {RATIO_TARGET}× |");
+    println!(
+        "| rules | Portcullis µs (last rule) | Portcullis decisions/s | Portcullis µs (rule 1) | Cedar µs | Cedar decisions/s | Portcullis ÷ Cedar throughput | target ≥ {RATIO_TARGET}× |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
     for rules in SIZES {
         let group = group_name(rules);

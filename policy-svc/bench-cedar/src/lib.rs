@@ -135,7 +135,9 @@ pub fn portcullis_sign_in(rule: usize) -> Result<SignIn, BuildError> {
             id: "u-ann".to_owned(),
             status: "ACTIVE".to_owned(),
             groups,
-            profile: [("department".to_owned(), format!("dept-{rule}"))].into_iter().collect(),
+            profile: [("department".to_owned(), format!("dept-{rule}"))]
+                .into_iter()
+                .collect(),
         }),
         device: Some(pb::DeviceContext {
             id: "d-ann".to_owned(),
@@ -243,7 +245,11 @@ pub fn cedar_request(rule: usize) -> Result<(Request, Entities), BuildError> {
         }),
         serde_json::json!({"uid": {"type": "App", "id": "portal"}, "attrs": {}, "parents": []}),
     ];
-    for group in OTHER_GROUPS.iter().map(|g| (*g).to_owned()).chain([format!("g-{rule}")]) {
+    for group in OTHER_GROUPS
+        .iter()
+        .map(|g| (*g).to_owned())
+        .chain([format!("g-{rule}")])
+    {
         entities.push(serde_json::json!({"uid": {"type": "Group", "id": group}, "attrs": {}, "parents": []}));
     }
     let entities = Entities::from_json_value(serde_json::Value::Array(entities), None).map_err(|e| bad(&e))?;
@@ -273,7 +279,12 @@ pub fn cedar_request(rule: usize) -> Result<(Request, Entities), BuildError> {
 }
 
 /// Whether Cedar allows, and the policies that said so.
-pub fn cedar_decide(authorizer: &Authorizer, request: &Request, policies: &PolicySet, entities: &Entities) -> (bool, Vec<String>) {
+pub fn cedar_decide(
+    authorizer: &Authorizer,
+    request: &Request,
+    policies: &PolicySet,
+    entities: &Entities,
+) -> (bool, Vec<String>) {
     let response = authorizer.is_authorized(request, policies, entities);
     let mut reasons: Vec<String> = response
         .diagnostics()
