@@ -138,7 +138,14 @@ impl PolicyApi {
             }
             _ => None,
         };
-        let since = |policy: &str| failures.as_ref().and_then(|f| f.get(policy).copied());
+        // A device without an id has no history to count from: its grace is over (fail closed).
+        let anonymous = sign_in.device.as_ref().is_some_and(|d| d.id.is_empty());
+        let since = |policy: &str| {
+            if anonymous {
+                return Some(i64::MIN);
+            }
+            failures.as_ref().and_then(|f| f.get(policy).copied())
+        };
         let outcome = decide(&compiled, &sign_in, now, &since, trace);
         Ok((outcome, sign_in, now))
     }

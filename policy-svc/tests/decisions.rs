@@ -276,6 +276,19 @@ fn cases() -> Vec<Case> {
             reason_code: "ALLOWED_IN_GRACE_PERIOD",
         },
         Case {
+            name: "a device without an id gets no grace period, having no failure history to count from",
+            context: with_factors(
+                with_device(
+                    context("portal", "u-gia", &[("g-grace", "Grace")], outside),
+                    managed_mac("", "14.5"),
+                ),
+                &[fastpass()],
+            ),
+            outcome: Challenge,
+            rule: "Everyone else",
+            reason_code: "FACTORS_REQUIRED",
+        },
+        Case {
             name: "a device failing the vault's assurance policy is denied with its remediation",
             context: with_factors(
                 with_device(context("vault", "u-ann", &eng, office), managed_mac("d3", "13.6")),
