@@ -270,13 +270,12 @@ impl<'a> Decider<'a> {
         for policy in &compiled.global {
             let applies = policy.group_ids.is_empty() || policy.group_ids.iter().any(|g| self.sign_in.user.in_group(g));
             if found.is_some() || !applies {
-                self.trace_policy(policy, if found.is_some() { None } else { Some(Match::No) }, |_| {
-                    if applies {
-                        "an earlier policy applied".to_owned()
-                    } else {
-                        "the person is in none of the policy's groups".to_owned()
-                    }
-                });
+                let reason = if applies {
+                    "an earlier policy applied"
+                } else {
+                    "the person is in none of the policy's groups"
+                };
+                self.trace_policy(policy, if found.is_some() { None } else { Some(Match::No) }, reason);
                 continue;
             }
             let mut rule_traces = Vec::new();
@@ -344,14 +343,14 @@ impl<'a> Decider<'a> {
         self.trace.is_some()
     }
 
-    fn trace_policy(&mut self, policy: &CompiledPolicy, result: Option<Match>, reason: impl FnOnce(()) -> String) {
+    fn trace_policy(&mut self, policy: &CompiledPolicy, result: Option<Match>, reason: &str) {
         if let Some(trace) = self.trace.as_deref_mut() {
             trace.push(pb::PolicyTrace {
                 policy_type: policy_type(policy.policy_type) as i32,
                 policy_id: policy.id.clone(),
                 policy_name: policy.name.clone(),
                 result: result.map_or(pb::MatchResult::NotEvaluated, Match::result) as i32,
-                reason: reason(()),
+                reason: reason.to_owned(),
                 conditions: Vec::new(),
                 rules: policy.rules.iter().map(|r| skipped_rule(r, true)).collect(),
             });

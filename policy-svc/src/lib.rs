@@ -99,8 +99,9 @@ async fn serve(
 ) -> Result<(), RunError> {
     let database = db::connect(&config.server.database_url, config.database_max_connections, MIGRATIONS).await?;
     let store = Store::new(database);
-    // A new database gets the default global session policy (a no-op once it exists).
-    store
+    // A new database gets the default global session policy (a no-op once it exists); what the
+    // change read, or wrote, is the configuration to put in force.
+    let current = store
         .change(
             |c| {
                 edit::ensure_default_global_policy(c, service_kit::clock::now_micros());
@@ -109,7 +110,9 @@ async fn serve(
             validate::configuration,
         )
         .await?;
-    let in_force = InForce::new(reload::load(&store).await?);
+    let compiled = compiled::Compiled::build(current.version, std::sync::Arc::new(current.config))
+        .map_err(|e| error::Error::Corrupt(e.to_string()))?;
+    let in_force = InForce::new(compiled);
     let failures = FailureClock::new(store.clone());
     let reloader = {
         let failures = failures.clone();
