@@ -51,6 +51,13 @@ fn aged(mut factor: pb::ProvenFactor, seconds: i64) -> pb::ProvenFactor {
     factor
 }
 
+/// `context` continuing a session last active `seconds` ago.
+fn idle(mut context: pb::SignInContext, seconds: i64) -> pb::SignInContext {
+    let now = service_kit::clock::now_micros();
+    context.session_last_activity_time = Some(service_kit::clock::timestamp(now - seconds * 1_000_000));
+    context
+}
+
 fn fastpass() -> pb::ProvenFactor {
     factor(pb::FactorType::Fastpass, true)
 }
@@ -138,6 +145,38 @@ fn cases() -> Vec<Case> {
             outcome: Challenge,
             rule: "Everyone else",
             reason_code: "FACTORS_REQUIRED",
+        },
+        Case {
+            name: "a session idle longer than the rule's inactivity period must prove its factors again",
+            context: idle(
+                with_factors(
+                    context("portal", "u-bob", &[], outside),
+                    &[
+                        aged(factor(Password, false), 2 * 3600),
+                        aged(factor(Totp, false), 2 * 3600),
+                    ],
+                ),
+                2 * 3600,
+            ),
+            outcome: Challenge,
+            rule: "Everyone else",
+            reason_code: "FACTORS_REQUIRED",
+        },
+        Case {
+            name: "a session active within the inactivity period keeps its factors",
+            context: idle(
+                with_factors(
+                    context("portal", "u-bob", &[], outside),
+                    &[
+                        aged(factor(Password, false), 2 * 3600),
+                        aged(factor(Totp, false), 2 * 3600),
+                    ],
+                ),
+                600,
+            ),
+            outcome: Allow,
+            rule: "Everyone else",
+            reason_code: "ALLOWED",
         },
         Case {
             name: "an engineer on a managed Windows PC is not on the Mac rule's platform",

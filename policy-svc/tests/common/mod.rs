@@ -311,6 +311,7 @@ access_policies:
               - class: POSSESSION
                 types: [TOTP]
             reauthenticate_in_secs: 43200
+            inactivity_period_secs: 3600
       - name: Catch-all Rule
         catch_all: true
         actions:
