@@ -7,6 +7,7 @@
 //! replica that loads version N sees all of change N or none of it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use portcullis_proto::device::v1::{DiskEncryptionType, Platform, ScreenLockType};
 use serde::{Deserialize, Serialize};
@@ -242,42 +243,53 @@ impl Store {
         Ok(())
     }
 
-    /// Writes decision events in one transaction.
+    /// Writes decision events in one statement: the batch travels as one JSON array of rows, so
+    /// the statement's text is the same for every batch and both databases keep it prepared,
+    /// and nothing is bound per row (SQLite finds each `$N` by walking the statement's parameter
+    /// names, so binding costs grow with the square of a statement's parameters).
     pub async fn insert_decisions(&self, conn: &mut AnyConnection, records: &[DecisionRecord]) -> Result<(), Error> {
-        const COLUMNS: usize = 11;
-        // Small and fixed: SQLite finds each `$N` by walking the statement's parameter names,
-        // so binding costs grow with the square of a statement's parameters (500 rows spent most
-        // of the writer's time there); and a full chunk's text never changes, so the prepared
-        // statement is reused on both databases.
-        const ROWS_PER_STATEMENT: usize = 40;
-        let mut tx = sqlx::Connection::begin(conn).await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", service_kit::db::placeholders(i * COLUMNS + 1, COLUMNS)))
-                .collect();
-            let sql = format!(
-                "INSERT INTO decision_events (id, event_time, client_id, user_id, device_id, client_address, outcome, \
-                 reason_code, reason, matched, request_id) VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.id.as_str())
-                    .bind(r.time)
-                    .bind(r.client_id.as_str())
-                    .bind(r.user_id.as_str())
-                    .bind(r.device_id.as_str())
-                    .bind(r.client_address.as_str())
-                    .bind(r.outcome.as_str())
-                    .bind(r.reason_code.as_str())
-                    .bind(r.reason.as_str())
-                    .bind(r.matched.as_str())
-                    .bind(r.request_id.as_str());
-            }
-            query.execute(&mut *tx).await?;
+        const COLUMNS: &str = "id, event_time, client_id, user_id, device_id, client_address, outcome, reason_code, \
+                               reason, matched, request_id";
+        static SQLITE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO decision_events ({COLUMNS}) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+                 value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
+                 FROM json_each($1)"
+            )
+        });
+        static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO decision_events ({COLUMNS}) SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3, e ->> 4, \
+                 e ->> 5, e ->> 6, e ->> 7, e ->> 8, e ->> 9, e ->> 10 FROM json_array_elements($1::json) AS e"
+            )
+        });
+        if records.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let sql = match self.db.backend {
+            Backend::Sqlite => SQLITE.as_str(),
+            Backend::Postgres => POSTGRES.as_str(),
+        };
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.id.as_str(),
+                    r.time,
+                    r.client_id.as_str(),
+                    r.user_id.as_str(),
+                    r.device_id.as_str(),
+                    r.client_address.as_str(),
+                    r.outcome.as_str(),
+                    r.reason_code.as_str(),
+                    r.reason.as_str(),
+                    r.matched.as_str(),
+                    r.request_id.as_str(),
+                )
+            })
+            .collect();
+        let json = serde_json::to_string(&rows).map_err(|e| Error::Corrupt(format!("decision events: {e}")))?;
+        sqlx::query(sql).bind(json).execute(conn).await?;
         Ok(())
     }
 
