@@ -925,6 +925,7 @@ fn registration(user_id: String, app_instance_id: String, key: pb::DeviceKey, se
         profile: Some(profile_for(platform, mix(seed, 202), owner)),
         keys: vec![key],
         signals: None,
+        enrollment_token: String::new(),
     }
 }
 

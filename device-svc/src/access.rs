@@ -13,7 +13,8 @@ const VIEWER: Caller = Caller::Operator(Role::Viewer);
 const OPERATOR: Caller = Caller::Operator(Role::Operator);
 const GATEWAY: Caller = Caller::Service("gateway");
 
-/// The rule table: viewers read; operators and admins also run the lifecycle; the gateway
+/// The rule table: viewers read; operators and admins also run the lifecycle and hand out
+/// enrollment tokens; the gateway
 /// enrolls, verifies assertions and reports signals; nobody else gets anything.
 pub const RULES: &[AccessRule] = &[
     rule!("RegisterDevice", [GATEWAY]),
@@ -31,6 +32,7 @@ pub const RULES: &[AccessRule] = &[
     rule!("ActivateDevice", [OPERATOR]),
     rule!("DeleteDevice", [OPERATOR]),
     rule!("RemoveDeviceUser", [OPERATOR]),
+    rule!("CreateEnrollmentToken", [OPERATOR]),
 ];
 
 /// [`RULES`] as a policy.

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::assertion::{self, Expectations, PublicKey};
 use crate::device::DeviceStatus;
 use crate::enrollment::{Enrollment, identifier};
+use crate::enrollment_token;
 use crate::error::{Error, Result};
 use crate::key_lookup::KeyLookups;
 use crate::lifecycle::Action;
@@ -259,12 +260,50 @@ impl DeviceService for DeviceApi {
         request: Request<pb::RegisterDeviceRequest>,
     ) -> Result<Response<pb::RegisterDeviceResponse>, Status> {
         let actor = self.actor(&request);
-        let enrollment = Enrollment::try_from(request.into_inner())?;
+        let mut request = request.into_inner();
+        if !request.enrollment_token.is_empty() {
+            // The token says who enrolls; the store uses it up with the enrollment.
+            if !enrollment_token::well_formed(&request.enrollment_token) {
+                return Err(Error::InvalidEnrollmentToken.into());
+            }
+            let token_user = self
+                .store
+                .enrollment_token_user(&enrollment_token::token_hash(&request.enrollment_token))
+                .await?
+                .ok_or(Error::InvalidEnrollmentToken)?;
+            if !request.user_id.is_empty() && request.user_id != token_user {
+                return Err(Error::InvalidEnrollmentToken.into());
+            }
+            request.user_id = token_user;
+        }
+        let enrollment = Enrollment::try_from(request)?;
         let enrolled = self.store.enroll(&enrollment, &actor).await?;
         tracing::info!(device = %enrolled.device.id, user = %enrollment.user_id, created = enrolled.created, "device enrolled");
         Ok(Response::new(pb::RegisterDeviceResponse {
             device: Some((&enrolled.device).into()),
             created: enrolled.created,
+        }))
+    }
+
+    async fn create_enrollment_token(
+        &self,
+        request: Request<pb::CreateEnrollmentTokenRequest>,
+    ) -> Result<Response<pb::CreateEnrollmentTokenResponse>, Status> {
+        let actor = self.actor(&request);
+        let pb::CreateEnrollmentTokenRequest { user_id, ttl } = request.into_inner();
+        identifier("user_id", &user_id)?;
+        let ttl = enrollment_token::ttl(ttl)?;
+        let token = enrollment_token::new_token()?;
+        let ttl_micros = i64::try_from(ttl.as_micros()).map_err(|_| Error::field("ttl", "too long"))?;
+        let expires_at = service_kit::clock::now_micros().saturating_add(ttl_micros);
+        self.store
+            .create_enrollment_token(&enrollment_token::token_hash(&token), &user_id, &actor, expires_at)
+            .await?;
+        tracing::info!(user = %user_id, %actor, "enrollment token created");
+        Ok(Response::new(pb::CreateEnrollmentTokenResponse {
+            token,
+            user_id,
+            expire_time: Some(service_kit::clock::timestamp(expires_at)),
         }))
     }
 

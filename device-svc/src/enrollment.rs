@@ -25,6 +25,9 @@ pub struct Enrollment {
     pub keys: Vec<DeviceKey>,
     /// Signals collected at enrollment.
     pub signals: Signals,
+    /// The hash of the enrollment token that allows it, which the enrollment uses up; `None`
+    /// when the user signed in.
+    pub token_hash: Option<String>,
 }
 
 fn length(field: &str, value: &str, min: usize, max: usize) -> Result<()> {
@@ -177,8 +180,16 @@ impl TryFrom<pb::RegisterDeviceRequest> for Enrollment {
             profile: p,
             keys,
             signals,
+            enrollment_token,
         } = request;
         identifier("user_id", &user_id)?;
+        let token_hash = if enrollment_token.is_empty() {
+            None
+        } else if crate::enrollment_token::well_formed(&enrollment_token) {
+            Some(crate::enrollment_token::token_hash(&enrollment_token))
+        } else {
+            return Err(Error::InvalidEnrollmentToken);
+        };
         identifier("app_instance_id", &app_instance_id)?;
         let profile = profile(p)?;
         if keys.is_empty() {
@@ -209,6 +220,7 @@ impl TryFrom<pb::RegisterDeviceRequest> for Enrollment {
             profile,
             keys,
             signals,
+            token_hash,
         })
     }
 }

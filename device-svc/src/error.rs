@@ -59,6 +59,9 @@ pub enum Error {
     /// The assertion's user is not linked to the device.
     #[error("the assertion's user is not linked to the device")]
     AssertionUserNotLinked,
+    /// The enrollment token is unknown, used, expired or for another user.
+    #[error("the enrollment token is unknown, already used or expired")]
+    InvalidEnrollmentToken,
     /// The device is suspended.
     #[error("device {0} is suspended")]
     DeviceSuspended(String),
@@ -110,6 +113,9 @@ impl From<Error> for tonic::Status {
             Error::AssertionReplayed => status_with_reason_str(Code::Unauthenticated, "ASSERTION_REPLAYED", message),
             Error::AssertionUserNotLinked => {
                 status_with_reason_str(Code::Unauthenticated, "INVALID_DEVICE_ASSERTION", message)
+            }
+            Error::InvalidEnrollmentToken => {
+                status_with_reason_str(Code::Unauthenticated, "INVALID_ENROLLMENT_TOKEN", message)
             }
             Error::DeviceSuspended(_) => status_with_reason_str(Code::FailedPrecondition, "DEVICE_SUSPENDED", message),
             Error::DeviceDeactivated(_) => {

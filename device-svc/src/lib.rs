@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod config;
 pub mod device;
 pub mod enrollment;
+pub mod enrollment_token;
 pub mod error;
 pub mod key_lookup;
 pub mod lifecycle;

@@ -348,6 +348,41 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new enrollment token for `user_id`.
+    pub async fn create_enrollment_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        actor: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let mut w = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (token_hash, user_id, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(actor)
+        .bind(now_micros())
+        .bind(expires_at)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user an unused, unexpired enrollment token is for.
+    pub async fn enrollment_token_user(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM enrollment_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now_micros())
+        .fetch_optional(&self.db.pool)
+        .await?)
+    }
+
     /// Enrolls: creates the device, or links the user to the device with the same app instance id.
     pub async fn enroll(&self, enrollment: &Enrollment, actor: &str) -> Result<Enrolled> {
         let mut w = self.db.begin_write().await?;
@@ -411,6 +446,24 @@ impl Store {
             .await?;
         }
         Self::insert_keys(&mut w.tx, &device_id, &enrollment.keys, now).await?;
+        if let Some(token_hash) = &enrollment.token_hash {
+            // Used up in the enrollment's own transaction: a failed enrollment leaves it usable,
+            // and of two racing enrollments only one finds it unused.
+            let used = sqlx::query(
+                "UPDATE enrollment_tokens SET used_at = $1, device_id = $2 \
+                 WHERE token_hash = $3 AND user_id = $4 AND used_at IS NULL AND expires_at > $1",
+            )
+            .bind(now)
+            .bind(&device_id)
+            .bind(token_hash)
+            .bind(&enrollment.user_id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if used != 1 {
+                return Err(Error::InvalidEnrollmentToken);
+            }
+        }
         let device = Self::load_device(&mut w.tx, &device_id, false).await?;
         w.tx.commit().await?;
         Ok(Enrolled { device, created })

@@ -29,6 +29,7 @@ enum Rpc {
     ListDeviceUsers,
     ListUserDevices,
     RemoveDeviceUser,
+    CreateEnrollmentToken,
     VerifyDeviceAssertion,
     ReportSignals,
     ListDeviceEvents,
@@ -36,7 +37,7 @@ enum Rpc {
 
 use Rpc::*;
 
-const ALL: [Rpc; 15] = [
+const ALL: [Rpc; 16] = [
     RegisterDevice,
     GetDevice,
     ListDevices,
@@ -49,6 +50,7 @@ const ALL: [Rpc; 15] = [
     ListDeviceUsers,
     ListUserDevices,
     RemoveDeviceUser,
+    CreateEnrollmentToken,
     VerifyDeviceAssertion,
     ReportSignals,
     ListDeviceEvents,
@@ -71,6 +73,7 @@ const LIFECYCLE: &[Rpc] = &[
     ActivateDevice,
     DeleteDevice,
     RemoveDeviceUser,
+    CreateEnrollmentToken,
 ];
 /// What the gateway may call.
 const GATEWAY: &[Rpc] = &[RegisterDevice, VerifyDeviceAssertion, ReportSignals];
@@ -117,6 +120,10 @@ impl Rpc {
                 .map(drop),
             RemoveDeviceUser => client
                 .remove_device_user(pb::RemoveDeviceUserRequest::default())
+                .await
+                .map(drop),
+            CreateEnrollmentToken => client
+                .create_enrollment_token(pb::CreateEnrollmentTokenRequest::default())
                 .await
                 .map(drop),
             VerifyDeviceAssertion => client

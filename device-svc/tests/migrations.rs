@@ -18,11 +18,11 @@ async fn replicas_starting_together_all_migrate_successfully() {
         start.await.unwrap().expect("every replica starts");
     }
     let database = service_kit::db::connect(&url, 1, device_svc::MIGRATIONS).await.unwrap();
-    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations")
+    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version")
         .fetch_all(&database.pool)
         .await
         .unwrap();
-    assert_eq!(applied, [(1,)], "each migration is recorded once");
+    assert_eq!(applied, [(1,), (2,)], "each migration is recorded once");
 }
 
 #[tokio::test]

@@ -193,6 +193,7 @@ fn enrollment() -> pb::RegisterDeviceRequest {
             user_id: String::new(),
         }],
         signals: None,
+        enrollment_token: String::new(),
     }
 }
 

@@ -259,6 +259,7 @@ pub fn enrollment(user_id: &str, app_instance_id: &str, key: &AgentKey) -> pb::R
         }),
         keys: vec![key.public(pb::KeyPurpose::ProofOfPossession)],
         signals: None,
+        enrollment_token: String::new(),
     }
 }
 
